@@ -1,0 +1,100 @@
+"""The LMS ↔ Zulip identity bridge: ``create_app()`` builds the Flask app.
+
+Config is read and validated first (a bad value stops start-up with a one-line ConfigError),
+then extensions, the LMS directory, signing keys, and each feature package's ``init_app``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from flask import Flask, g
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .config import ConfigError, Settings, load_settings
+from .extensions import csrf, db, migrate
+from .lms.db import create_lms_engine
+from .lms.directory import Directory
+from .people import RoleMapping
+
+__all__ = ["ConfigError", "create_app"]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FEATURES = ("login", "saml", "oidc", "provisioning", "context")
+
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+
+
+def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
+    """Build the app from environment variables (or ``env``); ``overrides`` update Flask config
+    (tests)."""
+    from importlib import import_module
+
+    from . import cli, keys, ops
+    from .errors import register_error_handlers
+    from .logs import configure_logging
+
+    env = os.environ if env is None else env
+    settings = load_settings(env)
+    configure_logging(settings.log_format, settings.log_level)
+    app = Flask(__name__, template_folder=os.path.join(ROOT, "templates"))
+    app.config.update(
+        IDP=settings, IDP_ENV=dict(env), SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10},
+        SESSION_COOKIE_NAME="idp_session", SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=settings.https,
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(seconds=settings.session_lifetime),
+        PREFERRED_URL_SCHEME="https" if settings.https else "http",
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024, MAX_FORM_MEMORY_SIZE=2 * 1024 * 1024,
+        WTF_CSRF_TIME_LIMIT=3600, WTF_CSRF_SSL_STRICT=settings.https,
+    )
+    app.config.update(overrides)
+    if settings.trusted_proxy_count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count,
+                                x_proto=settings.trusted_proxy_count,
+                                x_host=settings.trusted_proxy_count)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
+    csrf.init_app(app)
+    app.extensions["lms_directory"] = _directory(settings)
+    app.extensions["start_links"] = []
+    app.extensions["logout_handlers"] = []
+    app.extensions["signing_keys"] = keys.KeyStore(settings.keys_dir,
+                                                   common_name=urlsplit(settings.issuer).hostname)
+    app.extensions["signing_keys"].ensure()
+    register_error_handlers(app)
+    _security_headers(app, settings)
+    app.register_blueprint(ops.bp)
+    cli.init_app(app)
+    for feature in FEATURES:
+        import_module(f"{__name__}.{feature}").init_app(app)
+    return app
+
+
+def _directory(settings: Settings) -> Directory:
+    engine = create_lms_engine(settings.lms_database_url,
+                               statement_timeout_ms=settings.lms_statement_timeout_ms,
+                               connect_timeout=settings.lms_connect_timeout)
+    return Directory(engine, RoleMapping(settings.role_map, settings.staff_emails))
+
+
+def _security_headers(app: Flask, settings: Settings) -> None:
+    @app.before_request
+    def tag_request() -> None:
+        g.request_id = secrets.token_hex(8)
+
+    @app.after_request
+    def headers(response):
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if settings.https:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response

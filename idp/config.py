@@ -1,0 +1,188 @@
+"""Settings from environment variables, validated once at start.
+
+A missing or malformed value raises :class:`ConfigError` whose message is one line naming the
+variable and the fix; ``wsgi.py`` prints it and exits. Feature packages (saml, oidc, provisioning,
+context) read their own variables with the same ``env_*`` helpers in their ``init_app``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+ZULIP_ROLES = ("owner", "administrator", "moderator", "member", "guest")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable and the fix."""
+
+
+def env_str(env: Mapping[str, str], name: str, default: str | None = None, *, fix: str) -> str:
+    value = env.get(name, "").strip()
+    if value:
+        return value
+    if default is not None:
+        return default
+    raise ConfigError(f"{name} is not set: {fix}")
+
+
+def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0,
+            maximum: int | None = None) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number: set it to an integer "
+                          f"such as {default}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and at most {maximum}" if maximum is not None else ""
+        raise ConfigError(f"{name}={value} is out of range: use at least {minimum}{upper}")
+    return value
+
+
+def env_float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number: set it to e.g. {default}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} is out of range: use at least {minimum}")
+    return value
+
+
+def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean: use true or false")
+
+
+def env_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+def check_http_url(name: str, value: str, *, allow_path: bool = True) -> str:
+    """An absolute http(s) URL without query or fragment; trailing slash removed."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name}={value!r} is not an absolute http(s) URL: "
+                          f"use e.g. https://sso.example.edu")
+    if parts.query or parts.fragment or (not allow_path and parts.path not in ("", "/")):
+        raise ConfigError(f"{name}={value!r} must not carry a query or fragment: "
+                          f"give the bare base URL")
+    return value.rstrip("/")
+
+
+def check_postgres_url(name: str, value: str) -> str:
+    if not re.match(r"^postgres(ql)?(\+psycopg2)?://", value):
+        raise ConfigError(f"{name} must be a PostgreSQL URL: use "
+                          f"postgresql://USER:PASSWORD@HOST:5432/DBNAME")
+    return re.sub(r"^postgres(ql)?(\+psycopg2)?://", "postgresql+psycopg2://", value)
+
+
+def parse_role_map(raw: str) -> dict[str, str]:
+    """``student=member,mentor=moderator,staff=administrator`` → dict, roles checked."""
+    mapping = {"student": "member", "mentor": "moderator", "staff": "administrator"}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        kind, sep, role = item.partition("=")
+        kind, role = kind.strip(), role.strip()
+        if not sep or kind not in mapping:
+            raise ConfigError(f"IDP_ROLE_MAP entry {item!r} is malformed: use "
+                              f"student=ROLE,mentor=ROLE,staff=ROLE")
+        if role not in ZULIP_ROLES:
+            raise ConfigError(f"IDP_ROLE_MAP gives {kind} the role {role!r}: use one of "
+                              f"{', '.join(ZULIP_ROLES)}")
+        mapping[kind] = role
+    return mapping
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Foundation settings (README, "Configuration")."""
+
+    issuer: str
+    database_url: str
+    lms_database_url: str
+    secret_key: str
+    keys_dir: str
+    staff_emails: frozenset[str]
+    role_map: dict[str, str]
+    launch_secret: str | None
+    launch_issuer: str
+    launch_service_urls: tuple[str, ...]
+    session_lifetime: int
+    throttle_window: int
+    throttle_account_failures: int
+    throttle_ip_failures: int
+    throttle_max_delay: int
+    lms_statement_timeout_ms: int
+    lms_connect_timeout: int
+    trusted_proxy_count: int
+    log_format: str
+    log_level: str
+
+    @property
+    def https(self) -> bool:
+        return self.issuer.startswith("https://")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every foundation variable; raise ConfigError on the first problem."""
+    env = os.environ if env is None else env
+    issuer = check_http_url("IDP_ISSUER", env_str(
+        env, "IDP_ISSUER", fix="set it to the bridge's public base URL, e.g. https://sso.example.edu"))
+    secret = env_str(env, "IDP_SECRET_KEY",
+                     fix="set it to a random string of 32+ characters (python3 -c "
+                         "'import secrets; print(secrets.token_urlsafe(48))')")
+    if len(secret) < 32:
+        raise ConfigError("IDP_SECRET_KEY is too short: use a random string of 32+ characters")
+    launch_secret = env.get("IDP_LAUNCH_SECRET", "").strip() or None
+    if launch_secret is not None and len(launch_secret) < 32:
+        raise ConfigError("IDP_LAUNCH_SECRET is too short: share a random string of 32+ "
+                          "characters with the LMS (or unset it to disable launch links)")
+    log_format = env_str(env, "IDP_LOG_FORMAT", "json", fix="")
+    if log_format not in ("json", "text"):
+        raise ConfigError(f"IDP_LOG_FORMAT={log_format!r} is unknown: use json or text")
+    log_level = env_str(env, "IDP_LOG_LEVEL", "INFO", fix="").upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"IDP_LOG_LEVEL={log_level!r} is unknown: use DEBUG, INFO, WARNING "
+                          f"or ERROR")
+    return Settings(
+        issuer=issuer,
+        database_url=check_postgres_url("IDP_DATABASE_URL", env_str(
+            env, "IDP_DATABASE_URL", fix="set it to the bridge's own PostgreSQL database URL, "
+                                         "e.g. postgresql://idp:PASSWORD@localhost/idp")),
+        lms_database_url=check_postgres_url("LMS_DATABASE_URL", env_str(
+            env, "LMS_DATABASE_URL", fix="set it to the LMS database URL of a read-only role, "
+                                         "e.g. postgresql://idp_reader:PASSWORD@lms-db/lms")),
+        secret_key=secret,
+        keys_dir=env_str(env, "IDP_KEYS_DIR", os.path.join(os.getcwd(), "keys"), fix=""),
+        staff_emails=frozenset(e.lower() for e in env_list(env, "IDP_STAFF_EMAILS")),
+        role_map=parse_role_map(env.get("IDP_ROLE_MAP", "")),
+        launch_secret=launch_secret,
+        launch_issuer=env_str(env, "IDP_LAUNCH_ISSUER", "lms", fix=""),
+        launch_service_urls=tuple(check_http_url("IDP_LAUNCH_SERVICE_URLS", u)
+                                  for u in env_list(env, "IDP_LAUNCH_SERVICE_URLS")),
+        session_lifetime=env_int(env, "IDP_SESSION_LIFETIME", 8 * 3600, minimum=60),
+        throttle_window=env_int(env, "IDP_THROTTLE_WINDOW", 900, minimum=60),
+        throttle_account_failures=env_int(env, "IDP_THROTTLE_ACCOUNT_FAILURES", 5, minimum=1),
+        throttle_ip_failures=env_int(env, "IDP_THROTTLE_IP_FAILURES", 30, minimum=1),
+        throttle_max_delay=env_int(env, "IDP_THROTTLE_MAX_DELAY", 300, minimum=1),
+        lms_statement_timeout_ms=env_int(env, "LMS_STATEMENT_TIMEOUT_MS", 5000, minimum=100),
+        lms_connect_timeout=env_int(env, "LMS_CONNECT_TIMEOUT", 3, minimum=1),
+        trusted_proxy_count=env_int(env, "IDP_TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=5),
+        log_format=log_format,
+        log_level=log_level,
+    )

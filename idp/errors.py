@@ -1,0 +1,66 @@
+"""Error pages and JSON errors: every failure a person or peer can cause gets a clear answer in
+the right format, never a stack trace. Protocol packages (SAML, OIDC, SCIM, context API)
+answer their own errors in their protocol's format; this is the fallback."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from .extensions import db
+from .lms.db import LMSUnavailable
+
+log = logging.getLogger(__name__)
+
+JSON_PREFIXES = ("/api/", "/oauth/", "/oidc/", "/.well-known/", "/scim/")
+
+
+def wants_json() -> bool:
+    if request.path.startswith(JSON_PREFIXES):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > \
+        request.accept_mimetypes["text/html"]
+
+
+def error_response(status: int, title: str, message: str, code: str):
+    if wants_json():
+        response = jsonify(error=code, error_description=message)
+    else:
+        response = render_template("errors/error.html", title=title, message=message)
+    return response, status
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return error_response(400, "This form has expired",
+                              "The page was open too long or came from another site. Go back, "
+                              "reload the page and try again.", "invalid_request")
+
+    @app.errorhandler(LMSUnavailable)
+    def lms_unavailable(exc: LMSUnavailable):
+        db.session.rollback()
+        log.error("LMS unavailable: %s", exc)
+        response, status = error_response(
+            503, "Temporarily unavailable",
+            "The LMS cannot be reached right now. Please try again in a few minutes.",
+            "temporarily_unavailable")
+        return response, status, {"Retry-After": "30"}
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
+                413: "request_too_large", 429: "too_many_requests"}.get(exc.code, "error")
+        return error_response(exc.code or 500, exc.name, exc.description or exc.name, code)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        db.session.rollback()
+        log.exception("unhandled error")
+        return error_response(500, "Something went wrong",
+                              "The bridge hit an unexpected error. It has been logged.",
+                              "server_error")

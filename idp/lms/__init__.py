@@ -1,0 +1,1 @@
+"""Read-only access to the LMS database (DESIGN.md, "The LMS contract")."""

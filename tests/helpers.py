@@ -1,0 +1,36 @@
+"""Helpers shared by the test modules."""
+
+from __future__ import annotations
+
+import re
+
+import requests
+
+DEMO_PASSWORD = "lms-demo-2026"
+_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def client_login(client, login: str, password: str = DEMO_PASSWORD, next_url: str = "/"):
+    """Sign in through the real form with a Flask test client; returns the POST response."""
+    page = client.get("/login", query_string={"next": next_url, "reauth": "1"})
+    return client.post("/login", data={"csrf_token": csrf_from(page.get_data(as_text=True)),
+                                       "login": login, "password": password,
+                                       "next": next_url})
+
+
+def http_login(base_url: str, login: str, password: str = DEMO_PASSWORD,
+               session: requests.Session | None = None) -> requests.Session:
+    """Sign in over HTTP against the live server; returns the signed-in requests session."""
+    session = session or requests.Session()
+    page = session.get(base_url + "/login?reauth=1")
+    response = session.post(base_url + "/login", data={
+        "csrf_token": csrf_from(page.text), "login": login, "password": password, "next": "/"},
+        allow_redirects=False)
+    assert response.status_code == 302, response.text[:500]
+    return session
