@@ -18,6 +18,8 @@ from .lms.directory import get_directory
 lms_cli = AppGroup("lms", help="The LMS: demo data and launch links.")
 keys_cli = AppGroup("keys", help="Signing keys (SAML and OIDC).")
 maintenance_cli = AppGroup("maintenance", help="Housekeeping of the bridge database.")
+zulip_cli = AppGroup("zulip", help="Print the settings Zulip needs (SAML, OIDC).")
+"""Shared by feature packages: ``saml`` adds ``saml-settings``, ``oidc`` adds ``oidc-settings``."""
 
 
 @lms_cli.command("demo")
@@ -102,5 +104,5 @@ def maintenance_prune():
 
 
 def init_app(app: Flask) -> None:
-    for group in (lms_cli, keys_cli, maintenance_cli):
+    for group in (lms_cli, keys_cli, maintenance_cli, zulip_cli):
         app.cli.add_command(group)
