@@ -46,7 +46,9 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     app.config.update(
         IDP=settings, IDP_ENV=dict(env), SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10},
+        # No pre-ping round trip per request: after a database restart the first request
+        # answers 503 and the pool reconnects (errors.py).
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": False, "pool_size": 10, "max_overflow": 10},
         SESSION_COOKIE_NAME="idp_session", SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=settings.https,
         PERMANENT_SESSION_LIFETIME=dt.timedelta(seconds=settings.session_lifetime),

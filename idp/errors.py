@@ -8,6 +8,7 @@ import logging
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from .extensions import db
@@ -50,6 +51,18 @@ def register_error_handlers(app: Flask) -> None:
             "The LMS cannot be reached right now. Please try again in a few minutes.",
             "temporarily_unavailable")
         return response, status, {"Retry-After": "30"}
+
+    @app.errorhandler(OperationalError)
+    def bridge_database_unavailable(exc: OperationalError):
+        """The bridge's own database is unreachable (or was restarted: the pool reconnects on
+        the next request, since connections are not pinged before use)."""
+        db.session.rollback()
+        log.error("bridge database unavailable: %s", type(exc).__name__)
+        response, status = error_response(
+            503, "Temporarily unavailable",
+            "The sign-in service cannot reach its database right now. Please try again shortly.",
+            "temporarily_unavailable")
+        return response, status, {"Retry-After": "10"}
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -192,3 +192,14 @@ def test_deactivated_person_loses_live_session(client, lms_admin):
     with lms_admin.cursor() as cur:
         cur.execute("UPDATE students SET is_active = false WHERE username = 'student1'")
     assert client.get("/").status_code == 302
+
+
+def test_bridge_database_down_gives_503_not_500(make_app):
+    down = make_app(IDP_DATABASE_URL="postgresql://nobody@127.0.0.1:9/bridge")
+    client = down.test_client()
+    response = client_login(client, "student1")
+    assert response.status_code == 503
+    assert "cannot reach its database" in response.get_data(as_text=True)
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.get_json()["checks"]["bridge_database"] == "unavailable"

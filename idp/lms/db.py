@@ -24,11 +24,13 @@ class LMSUnavailable(Exception):
 
 def create_lms_engine(url: str, *, statement_timeout_ms: int, connect_timeout: int,
                       pool_size: int = 5) -> Engine:
-    """An engine whose every transaction is read-only and bounded in time."""
+    """An engine whose every transaction is read-only and bounded in time. Single queries run
+    in autocommit (no BEGIN/ROLLBACK round trips); a caller that needs one snapshot across
+    rows (the streamed listing) asks for a transaction with ``isolation_level``."""
     options = (f"-c default_transaction_read_only=on -c statement_timeout={statement_timeout_ms}"
                f" -c idle_in_transaction_session_timeout=60000")
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                         pool_recycle=1800,
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False,
+                         pool_recycle=1800, isolation_level="AUTOCOMMIT",
                          connect_args={"connect_timeout": connect_timeout, "options": options,
                                        "application_name": "lms-zulip-bridge"})
 

@@ -114,8 +114,9 @@ class Directory:
     def iter_people(self, batch_size: int = 5000) -> Iterator[Person]:
         """Every student (active or not) and mentor, streamed through a server-side cursor."""
         with lms_query(self.engine, "list_people") as conn:
-            result = conn.execution_options(stream_results=True, max_row_buffer=batch_size) \
-                .execute(_ALL_PEOPLE)
+            result = conn.execution_options(
+                isolation_level="REPEATABLE READ", stream_results=True,
+                max_row_buffer=batch_size).execute(_ALL_PEOPLE)
             for row in result.mappings():
                 yield self._person(row)
 

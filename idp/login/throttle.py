@@ -37,18 +37,26 @@ def keys_for(settings: Settings, login: str, ip: str) -> list[ThrottleKey]:
             ThrottleKey("ip:" + ip, "ip", settings.throttle_ip_failures)]
 
 
-def retry_after(keys: list[ThrottleKey]) -> tuple[int, str] | None:
-    """(seconds to wait, scope) when any key is delayed now, else None."""
+@dataclass(frozen=True)
+class ThrottleState:
+    retry_after: int | None  # seconds to wait, when a key is delayed now
+    scope: str | None  # which key delays ("account" | "ip")
+    account_counted: bool  # the account has failures on record (to clear on success)
+
+
+def check(keys: list[ThrottleKey]) -> ThrottleState:
+    """One query: is any key delayed now, and does the account have failures on record?"""
     now = clock.now()
     rows = db.session.execute(
         select(LoginThrottle.key, LoginThrottle.blocked_until)
-        .where(LoginThrottle.key.in_([k.key for k in keys]),
-               LoginThrottle.blocked_until > now)).all()
-    if not rows:
-        return None
-    key, until = max(rows, key=lambda r: r.blocked_until)
-    scope = next(k.scope for k in keys if k.key == key)
-    return max(1, math.ceil((until - now).total_seconds())), scope
+        .where(LoginThrottle.key.in_([k.key for k in keys]))).all()
+    scopes = {k.key: k.scope for k in keys}
+    blocked = [r for r in rows if r.blocked_until is not None and r.blocked_until > now]
+    counted = any(scopes[r.key] == "account" for r in rows)
+    if not blocked:
+        return ThrottleState(None, None, counted)
+    key, until = max(blocked, key=lambda r: r.blocked_until)
+    return ThrottleState(max(1, math.ceil((until - now).total_seconds())), scopes[key], counted)
 
 
 def record_failure(settings: Settings, keys: list[ThrottleKey]) -> None:

