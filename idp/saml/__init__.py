@@ -1,7 +1,40 @@
-"""Feature package: saml (see its issue)."""
+"""Feature package: SAML 2.0 identity provider for Zulip (SAML core, bindings, profiles,
+metadata). ``init_app`` reads the SAML settings, registers the blueprint (CSRF-exempt: SAML
+messages arrive as cross-site POSTs), the ``saml`` and ``zulip saml-settings`` commands, the
+Single Logout hook on bridge ``/logout`` and the "Open Zulip" start link."""
 
-from flask import Flask
+from __future__ import annotations
+
+from flask import Flask, url_for
+
+from ..extensions import csrf
+from ..navigation import StartLink, add_start_link
 
 
 def init_app(app: Flask) -> None:
-    """Register blueprints, CLI commands and signal handlers of this feature."""
+    """Register blueprints, CLI commands and the logout and start-page hooks of SAML."""
+    from . import models  # noqa: F401  (registers the tables)
+    from .cli import saml_cli
+    from .registry import first_sp
+    from .settings import load_saml_settings
+    from .slo import logout_handler
+    from .views import bp
+
+    settings = app.config["IDP"]
+    env = app.config.get("IDP_ENV") or {}
+    saml_settings = load_saml_settings(env, settings)
+    app.extensions["saml"] = saml_settings
+    csrf.exempt(bp)
+    app.register_blueprint(bp)
+    app.cli.add_command(saml_cli)
+    app.extensions["logout_handlers"].append(logout_handler)
+
+    def open_zulip_url() -> str:
+        sp = first_sp()
+        return url_for("saml.sso_init", sp=sp.entity_id if sp else "",
+                       subdomain=saml_settings.zulip_subdomain)
+
+    add_start_link(app, StartLink(
+        label="Open Zulip", url=open_zulip_url,
+        description="Chat with your batch and mentors, signed in already.",
+        shows_for=lambda person: first_sp() is not None))

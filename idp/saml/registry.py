@@ -1,0 +1,113 @@
+"""The service-provider registry (bridge database table ``saml_service_providers``).
+
+URLs are stored exactly as given and compared byte for byte: an ACS URL an SP did not
+register is never used, whatever the AuthnRequest says (SAML profiles §4.1.4.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+
+from .. import clock
+from ..extensions import db
+from .attributes import DEFAULT_PROFILE, PROFILES
+from .models import ServiceProvider
+from .signing import SignatureError, load_certificate
+
+
+class RegistryError(ValueError):
+    """The SP definition is not acceptable; the text names the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class SPDefinition:
+    entity_id: str
+    acs_urls: list[str]
+    slo_url: str | None = None
+    certificate: str | None = None  # PEM or base64 DER
+    want_authn_requests_signed: bool = False
+    sign_assertion: bool = True
+    sign_response: bool = True
+    attribute_profile: str = DEFAULT_PROFILE
+
+
+def _check_url(what: str, url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment \
+            or len(url) > 2048 or any(ch.isspace() for ch in url):
+        raise RegistryError(f"{what} {url!r} is not an absolute http(s) URL without a fragment")
+    return url
+
+
+def _certificate_pem(certificate: str) -> str:
+    try:
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        return load_certificate(certificate).public_bytes(Encoding.PEM).decode()
+    except SignatureError:
+        raise RegistryError("the certificate is not a valid X.509 certificate (PEM or "
+                            "base64 DER)") from None
+
+
+def get_sp(entity_id: str) -> ServiceProvider | None:
+    if not entity_id or len(entity_id) > 1024:
+        return None
+    return db.session.execute(select(ServiceProvider).where(
+        ServiceProvider.entity_id == entity_id)).scalar_one_or_none()
+
+
+def list_sps() -> list[ServiceProvider]:
+    return list(db.session.execute(select(ServiceProvider).order_by(ServiceProvider.id))
+                .scalars())
+
+
+def first_sp() -> ServiceProvider | None:
+    return db.session.execute(select(ServiceProvider).order_by(ServiceProvider.id)
+                              .limit(1)).scalar_one_or_none()
+
+
+def save_sp(definition: SPDefinition, *, replace: bool = False) -> ServiceProvider:
+    """Add (or with ``replace`` update) an SP; the caller commits."""
+    entity_id = definition.entity_id.strip()
+    if not entity_id or len(entity_id) > 1024 or any(ch.isspace() for ch in entity_id):
+        raise RegistryError("the entity id must be a non-empty URI without spaces")
+    if not definition.acs_urls:
+        raise RegistryError("give at least one ACS URL (--acs-url)")
+    acs_urls = [_check_url("ACS URL", u) for u in dict.fromkeys(definition.acs_urls)]
+    slo_url = _check_url("SLO URL", definition.slo_url) if definition.slo_url else None
+    if definition.attribute_profile not in PROFILES:
+        raise RegistryError(f"unknown attribute profile {definition.attribute_profile!r}: "
+                            f"use one of {', '.join(PROFILES)}")
+    if not (definition.sign_assertion or definition.sign_response):
+        raise RegistryError("sign the assertion, the response or both: an unsigned response "
+                            "is always rejected")
+    certificate = _certificate_pem(definition.certificate) if definition.certificate else None
+    if definition.want_authn_requests_signed and certificate is None:
+        raise RegistryError("signed AuthnRequests need the SP's certificate (--cert)")
+    row = get_sp(entity_id)
+    if row is not None and not replace:
+        raise RegistryError(f"the SP {entity_id!r} is already registered: remove it first "
+                            "or use --replace")
+    if row is None:
+        row = ServiceProvider(entity_id=entity_id, created_at=clock.now())
+        db.session.add(row)
+    row.acs_urls = acs_urls
+    row.slo_url = slo_url
+    row.certificate = certificate
+    row.want_authn_requests_signed = definition.want_authn_requests_signed
+    row.sign_assertion = definition.sign_assertion
+    row.sign_response = definition.sign_response
+    row.attribute_profile = definition.attribute_profile
+    db.session.flush()
+    return row
+
+
+def remove_sp(entity_id: str) -> bool:
+    row = get_sp(entity_id)
+    if row is None:
+        return False
+    db.session.delete(row)
+    return True

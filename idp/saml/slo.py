@@ -1,0 +1,266 @@
+"""Single Logout over the HTTP-Redirect binding (SAML profiles §4.4, bindings §3.4).
+
+- SP-initiated: a LogoutRequest ends the bridge session its SessionIndex belongs to, then every
+  other SP of that session with an SLO URL is sent a LogoutRequest, and the initiator gets a
+  signed LogoutResponse last.
+- IdP-initiated: bridge ``/logout`` (the ``logout_handlers`` hook) walks the same chain.
+
+The chain's state lives in ``saml_logout_chains`` and ``saml_logins``; the browser carries only
+a random RelayState token (its SHA-256 is the key).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from flask import url_for
+from sqlalchemy import func, select, update
+
+from .. import clock
+from ..audit import record
+from ..extensions import db
+from ..keys import get_keystore
+from ..login.sessions import close_session, current_session
+from ..models import LoginSession
+from .codec import SamlDecodeError, decode_redirect, encode_redirect, parse_xml
+from .constants import STATUS_PARTIAL_LOGOUT, STATUS_RESPONDER, STATUS_SUCCESS
+from .inbound import (
+    LogoutRequest,
+    SamlMessageError,
+    read_logout_request,
+    read_logout_response,
+)
+from .messages import build_logout_request, build_logout_response, new_id
+from .metrics import SAML_LOGOUTS
+from .models import LogoutChain, SamlLogin, ServiceProvider
+from .registry import get_sp
+from .settings import SamlSettings
+from .signing import SignatureError, sign_redirect, verify_redirect
+from .sso import MAX_RELAY_STATE
+
+CHAIN_LIFETIME = dt.timedelta(minutes=10)
+
+
+class SloRefused(Exception):
+    """The logout message cannot be trusted or matched: show an error page."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.reason = reason or message
+
+
+@dataclass(frozen=True)
+class RedirectQuery:
+    """The parts of a Redirect-binding request (bindings §3.4.4)."""
+
+    raw: bytes
+    message: str
+    relay_state: str | None
+    sig_alg: str | None
+    signature: str | None
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _redirect_url(location: str, query: str) -> str:
+    return location + ("&" if "?" in location else "?") + query
+
+
+def _check_sp_signature(sp: ServiceProvider, query: RedirectQuery, param: str) -> None:
+    if not sp.certificate or not (query.signature or sp.want_authn_requests_signed):
+        return
+    try:
+        verify_redirect(query.raw, param, query.sig_alg, query.signature, sp.certificate)
+    except SignatureError as exc:
+        raise SloRefused(f"The logout message's signature is not valid: {exc}.",
+                         reason="bad signature") from None
+
+
+def _decode(query: RedirectQuery, reader):
+    try:
+        return reader(parse_xml(decode_redirect(query.message)))
+    except (SamlDecodeError, SamlMessageError) as exc:
+        raise SloRefused(f"The logout message is not valid: {exc}.") from None
+
+
+def _check_header(settings: SamlSettings, header) -> None:
+    if header.destination is not None and header.destination != settings.slo_url:
+        raise SloRefused("The logout message was addressed to another identity provider.",
+                         reason="wrong Destination")
+    if abs(clock.now() - header.issue_instant) > dt.timedelta(seconds=settings.clock_skew):
+        raise SloRefused("The logout message is too old or dated in the future.",
+                         reason="IssueInstant out of range")
+
+
+# -- SP-initiated ------------------------------------------------------------------------------
+def receive_logout_request(settings: SamlSettings, query: RedirectQuery) -> str:
+    """End the sessions the request names and return the URL of the next step (another SP's
+    LogoutRequest, or the LogoutResponse to the initiator). Commits."""
+    if query.relay_state is not None and len(query.relay_state) > MAX_RELAY_STATE:
+        raise SloRefused("RelayState is too long.")
+    request: LogoutRequest = _decode(query, read_logout_request)
+    sp = get_sp(request.header.issuer)
+    if sp is None:
+        raise SloRefused("The logout request comes from a service that is not registered.",
+                         reason="unknown SP")
+    if not sp.slo_url:
+        raise SloRefused("This service has no Single Logout URL registered, so the bridge "
+                         "cannot answer it.", reason="SP without SLO URL")
+    _check_sp_signature(sp, query, "SAMLRequest")
+    _check_header(settings, request.header)
+    logins = _logins_named(sp, request)
+    session_ids = {login.login_session_id for login in logins}
+    now = clock.now()
+    for login in logins:
+        login.ended_at = now
+    if session_ids:
+        db.session.execute(update(LoginSession).where(
+            LoginSession.id.in_(session_ids), LoginSession.revoked_at.is_(None))
+            .values(revoked_at=now))
+    browser = current_session()
+    if browser is not None and browser.id in session_ids:
+        close_session(reason="saml-slo")
+    SAML_LOGOUTS.labels("from-sp", "success" if logins else "no-session").inc()
+    record("saml_slo", "success" if logins else "no-session",
+           subject=logins[0].subject if logins else None, sp=sp.entity_id)
+    if not session_ids:
+        db.session.commit()
+        return _answer_initiator(settings, sp, request.header.id, query.relay_state,
+                                 STATUS_SUCCESS)
+    chain = _start_chain(next(iter(session_ids)), initiator=sp, request_id=request.header.id,
+                         relay_state=query.relay_state)
+    return _next_step(settings, chain)
+
+
+def _logins_named(sp: ServiceProvider, request: LogoutRequest) -> list[SamlLogin]:
+    """This SP's live logins for the NameID, narrowed to the SessionIndexes when given
+    (core §3.7.3.2)."""
+    statement = select(SamlLogin).where(
+        SamlLogin.sp_entity_id == sp.entity_id, SamlLogin.ended_at.is_(None),
+        func.lower(SamlLogin.name_id) == request.name_id.lower())
+    if request.session_indexes:
+        statement = statement.where(SamlLogin.session_index.in_(request.session_indexes))
+    else:
+        browser = current_session()
+        if browser is None:
+            return []
+        statement = statement.where(SamlLogin.login_session_id == browser.id)
+    return list(db.session.execute(statement).scalars())
+
+
+def _answer_initiator(settings: SamlSettings, sp: ServiceProvider, request_id: str | None,
+                      relay_state: str | None, status: str) -> str:
+    sub_code = STATUS_PARTIAL_LOGOUT if status != STATUS_SUCCESS else None
+    xml = build_logout_response(issuer=settings.entity_id, destination=sp.slo_url,
+                                in_response_to=request_id,
+                                code=STATUS_SUCCESS if sub_code is None else STATUS_RESPONDER,
+                                sub_code=sub_code, now=clock.now())
+    params = [("SAMLResponse", encode_redirect(xml))]
+    if relay_state:
+        params.append(("RelayState", relay_state))
+    return _redirect_url(sp.slo_url, sign_redirect(params, get_keystore().current()))
+
+
+# -- IdP-initiated (bridge /logout) --------------------------------------------------------------
+def logout_handler(closed: LoginSession | None) -> str | None:
+    """``logout_handlers`` hook: start the chain through the SPs this session signed into."""
+    if closed is None:
+        return None
+    from .settings import get_saml_settings
+
+    live = db.session.execute(select(SamlLogin.id).where(
+        SamlLogin.login_session_id == closed.id, SamlLogin.ended_at.is_(None)).limit(1)).first()
+    if live is None:
+        return None
+    chain = _start_chain(closed.id, initiator=None, request_id=None, relay_state=None)
+    return _next_step(get_saml_settings(), chain)
+
+
+def _start_chain(session_id: str, *, initiator: ServiceProvider | None, request_id: str | None,
+                 relay_state: str | None) -> tuple[LogoutChain, str]:
+    token = secrets.token_urlsafe(24)
+    now = clock.now()
+    chain = LogoutChain(key=_digest(token), login_session_id=session_id,
+                        initiator_entity_id=initiator.entity_id if initiator else None,
+                        initiator_request_id=request_id, initiator_relay_state=relay_state,
+                        created_at=now, expires_at=now + CHAIN_LIFETIME)
+    db.session.add(chain)
+    db.session.flush()
+    return chain, token
+
+
+def _next_step(settings: SamlSettings, chain_and_token: tuple[LogoutChain, str],
+               partial: bool = False) -> str:
+    """The URL of the next LogoutRequest in the chain, or its end. Commits."""
+    chain, token = chain_and_token
+    now = clock.now()
+    pending = db.session.execute(select(SamlLogin).where(
+        SamlLogin.login_session_id == chain.login_session_id, SamlLogin.ended_at.is_(None),
+        SamlLogin.logout_request_id.is_(None)).order_by(SamlLogin.id)).scalars().all()
+    for login in pending:
+        sp = get_sp(login.sp_entity_id)
+        if sp is None or not sp.slo_url or sp.entity_id == chain.initiator_entity_id:
+            login.ended_at = now
+            continue
+        same_sp = [row for row in pending if row.sp_entity_id == login.sp_entity_id
+                   and row.ended_at is None and row.logout_request_id is None]
+        request_id = new_id()
+        for row in same_sp:
+            row.logout_request_id = request_id
+            row.logout_chain = chain.key
+        xml = build_logout_request(issuer=settings.entity_id, destination=sp.slo_url,
+                                   name_id=login.name_id,
+                                   session_indexes=[row.session_index for row in same_sp],
+                                   request_id=request_id, now=now)
+        query = sign_redirect([("SAMLRequest", encode_redirect(xml)), ("RelayState", token)],
+                              get_keystore().current())
+        SAML_LOGOUTS.labels("to-sp", "sent").inc()
+        db.session.commit()
+        return _redirect_url(sp.slo_url, query)
+    if partial:
+        record("saml_slo", "partial", chain=chain.key[:12])
+    initiator = get_sp(chain.initiator_entity_id) if chain.initiator_entity_id else None
+    request_id, relay_state = chain.initiator_request_id, chain.initiator_relay_state
+    db.session.delete(chain)
+    db.session.commit()
+    if initiator is not None and initiator.slo_url:
+        return _answer_initiator(settings, initiator, request_id, relay_state,
+                                 STATUS_PARTIAL_LOGOUT if partial else STATUS_SUCCESS)
+    return url_for("login.logout")
+
+
+def receive_logout_response(settings: SamlSettings, query: RedirectQuery) -> str:
+    """An SP answered our LogoutRequest: mark it done and continue the chain. Commits."""
+    token = query.relay_state or ""
+    chain = db.session.get(LogoutChain, _digest(token)) if 8 < len(token) < 100 else None
+    if chain is None or chain.expires_at < clock.now():
+        raise SloRefused("This logout has expired or is unknown. You are signed out of the "
+                         "bridge; close the browser to end other sessions.",
+                         reason="unknown logout chain")
+    response = _decode(query, read_logout_response)
+    sp = get_sp(response.header.issuer)
+    if sp is None:
+        raise SloRefused("The logout response comes from a service that is not registered.",
+                         reason="unknown SP")
+    _check_sp_signature(sp, query, "SAMLResponse")
+    _check_header(settings, response.header)
+    logins = db.session.execute(select(SamlLogin).where(
+        SamlLogin.logout_chain == chain.key, SamlLogin.sp_entity_id == sp.entity_id,
+        SamlLogin.logout_request_id == response.in_response_to,
+        SamlLogin.ended_at.is_(None))).scalars().all()
+    if not logins:
+        raise SloRefused("The logout response does not answer a request of this logout.",
+                         reason="InResponseTo mismatch")
+    for login in logins:
+        login.ended_at = clock.now()
+    ok = response.status == STATUS_SUCCESS
+    SAML_LOGOUTS.labels("to-sp", "success" if ok else "failed").inc()
+    record("saml_slo", "success" if ok else "failed", subject=logins[0].subject,
+           sp=sp.entity_id, status=response.status)
+    return _next_step(settings, (chain, token), partial=not ok)
