@@ -1,7 +1,45 @@
-"""Feature package: context (see its issue)."""
+"""Context: the academic context API (JSON, /api/v1/lms/...) and the mentor pages (/mentor),
+over cached academic queries on the LMS (docs/context-api.md)."""
 
-from flask import Flask
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, url_for
+
+from ..events import person_changed, person_deprovisioned
+from ..navigation import StartLink, add_start_link
+from .service import ContextService
+from .settings import ContextSettings, load_context_settings
+
+
+@dataclass
+class ContextExtension:
+    """``app.extensions["context"]``."""
+
+    settings: ContextSettings
+    service: ContextService
 
 
 def init_app(app: Flask) -> None:
-    """Register blueprints, CLI commands and signal handlers of this feature."""
+    """Read settings, build the cached service, register the API and the pages, and drop a
+    person's cached context when provisioning sees them change or leave."""
+    from .api import bp as api_bp
+    from .pages import bp as pages_bp
+    from .pages import is_mentor_or_staff
+
+    settings = load_context_settings(app.config["IDP_ENV"])
+    service = ContextService(app.extensions["lms_directory"], settings)
+    app.extensions["context"] = ContextExtension(settings, service)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(pages_bp)
+
+    def forget(sender, subject: str, **_) -> None:
+        service.forget(subject)
+
+    person_changed.connect(forget, weak=False)
+    person_deprovisioned.connect(forget, weak=False)
+    add_start_link(app, StartLink(
+        "My students", url=lambda: url_for("context_pages.my_students"),
+        description="Progress, streaks and scores of the students you mentor",
+        shows_for=is_mentor_or_staff))

@@ -1,0 +1,118 @@
+"""Bounded caches for academic context, with a last-known-good copy for when the LMS is down.
+
+Each kind of data has its own ``cachetools.TTLCache`` (fresh answers) and a bounded
+``LRUCache`` that remembers the last good answer past its TTL, so a failing LMS can still be
+answered from cache, marked stale with its age. Entries carry tags (``student:42``,
+``mentor:7``, ``batch:3``); dropping a tag removes every entry that mentions it from both
+stores (provisioning saw the person change or leave).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from cachetools import LRUCache, TTLCache
+
+from .. import clock
+
+
+def _timer() -> float:
+    return clock.now().timestamp()
+
+
+@dataclass(frozen=True)
+class Cached:
+    """A value and when it was read from the LMS (epoch seconds)."""
+
+    value: Any
+    fetched_at: float
+
+    def age(self) -> float:
+        return max(0.0, _timer() - self.fetched_at)
+
+
+class _TaggedLRU(LRUCache):
+    """LRU store that tells its owner which keys it evicts (cachetools: override popitem)."""
+
+    def __init__(self, maxsize: int, on_evict: Callable[[Hashable], None]):
+        super().__init__(maxsize)
+        self._on_evict = on_evict
+
+    def popitem(self):
+        key, value = super().popitem()
+        self._on_evict(key)
+        return key, value
+
+
+class ContextCache:
+    """Fresh TTL caches per kind plus one last-known-good LRU store, all thread-safe."""
+
+    def __init__(self, ttls: dict[str, int], maxsize: int):
+        self._lock = threading.RLock()
+        self._fresh = {kind: TTLCache(maxsize, ttl, timer=_timer) for kind, ttl in ttls.items()}
+        self._tags: dict[str, set[tuple[str, Hashable]]] = {}
+        self._key_tags: dict[tuple[str, Hashable], tuple[str, ...]] = {}
+        # Holds every kind; four times the fresh size so stale copies outlive fresh ones.
+        self._good = _TaggedLRU(maxsize * 4, self._untag)
+
+    def _untag(self, full_key: tuple[str, Hashable]) -> None:
+        for tag in self._key_tags.pop(full_key, ()):
+            keys = self._tags.get(tag)
+            if keys is not None:
+                keys.discard(full_key)
+                if not keys:
+                    del self._tags[tag]
+
+    def fresh(self, kind: str, key: Hashable) -> Cached | None:
+        """The entry if it is within its TTL."""
+        with self._lock:
+            return self._fresh[kind].get(key)
+
+    def last_good(self, kind: str, key: Hashable, max_age: float) -> Cached | None:
+        """The last good entry whatever its TTL, if not older than ``max_age`` seconds."""
+        with self._lock:
+            entry = self._good.get((kind, key))
+        if entry is None or entry.age() > max_age:
+            return None
+        return entry
+
+    def put(self, kind: str, key: Hashable, value: Any, tags: Iterable[str] = ()) -> Cached:
+        entry = Cached(value, _timer())
+        full_key = (kind, key)
+        with self._lock:
+            self._untag(full_key)
+            self._fresh[kind][key] = entry
+            self._good[full_key] = entry
+            tags = tuple(dict.fromkeys(tags))
+            self._key_tags[full_key] = tags
+            for tag in tags:
+                self._tags.setdefault(tag, set()).add(full_key)
+        return entry
+
+    def drop_tag(self, tag: str) -> int:
+        """Remove every entry tagged ``tag`` (fresh and last-known-good); returns how many."""
+        with self._lock:
+            keys = list(self._tags.get(tag, ()))
+            for full_key in keys:
+                kind, key = full_key
+                self._fresh[kind].pop(key, None)
+                self._good.pop(full_key, None)
+                self._untag(full_key)
+            return len(keys)
+
+    def clear(self) -> None:
+        with self._lock:
+            for store in self._fresh.values():
+                store.clear()
+            self._good.clear()
+            self._tags.clear()
+            self._key_tags.clear()
+
+    def size(self) -> dict[str, int]:
+        with self._lock:
+            sizes = {kind: len(store) for kind, store in self._fresh.items()}
+            sizes["last_good"] = len(self._good)
+            return sizes

@@ -1,0 +1,48 @@
+"""Settings of the context API and mentor pages, read from the environment at start.
+
+Cache lifetimes follow how often the LMS's data changes (profile 5 min, metrics 10 min, batch
+information 30 min); the circuit breaker keeps a dead LMS database from being hammered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..config import check_http_url, env_int, env_list
+
+
+@dataclass(frozen=True)
+class ContextSettings:
+    profile_ttl: int
+    metrics_ttl: int
+    batch_ttl: int
+    cache_size: int
+    stale_max_age: int
+    breaker_failures: int
+    breaker_cooldown: int
+    zulip_url: str | None
+
+
+def load_context_settings(env: Mapping[str, str]) -> ContextSettings:
+    """Read ``IDP_CONTEXT_*`` and ``ZULIP_URL``; raise ConfigError naming the variable."""
+    zulip = env.get("ZULIP_URL", "").strip()
+    if zulip:
+        zulip = check_http_url("ZULIP_URL", zulip)
+    else:
+        # The Zulip server is also the first service LMS launch links may continue to.
+        services = env_list(env, "IDP_LAUNCH_SERVICE_URLS")
+        zulip = check_http_url("IDP_LAUNCH_SERVICE_URLS", services[0]) if services else ""
+    return ContextSettings(
+        profile_ttl=env_int(env, "IDP_CONTEXT_PROFILE_TTL", 300, minimum=1, maximum=86400),
+        metrics_ttl=env_int(env, "IDP_CONTEXT_METRICS_TTL", 600, minimum=1, maximum=86400),
+        batch_ttl=env_int(env, "IDP_CONTEXT_BATCH_TTL", 1800, minimum=1, maximum=86400),
+        cache_size=env_int(env, "IDP_CONTEXT_CACHE_SIZE", 20000, minimum=10, maximum=5_000_000),
+        stale_max_age=env_int(env, "IDP_CONTEXT_STALE_MAX_AGE", 86400, minimum=0,
+                              maximum=30 * 86400),
+        breaker_failures=env_int(env, "IDP_CONTEXT_BREAKER_FAILURES", 5, minimum=1,
+                                 maximum=1000),
+        breaker_cooldown=env_int(env, "IDP_CONTEXT_BREAKER_COOLDOWN", 30, minimum=1,
+                                 maximum=3600),
+        zulip_url=zulip or None,
+    )
