@@ -1,7 +1,48 @@
-"""Feature package: provisioning (see its issue)."""
+"""Feature package: provisioning into Zulip over SCIM 2.0 or REST, with nothing lost.
+
+Modules (imports flow downwards): ``views``/``cli`` → ``worker`` → ``runs``/``delivery``/
+``adoption``/``notify`` → ``plan``/``ledger``/``targets`` → ``models``/``settings``.
+"""
+
+from __future__ import annotations
+
+import logging
 
 from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..events import inactive_login_attempt
+from ..extensions import db
+from ..lms.db import LMSUnavailable
+from ..lms.directory import get_directory
+from .settings import load_provision_settings
+
+log = logging.getLogger(__name__)
+
+
+def _deprovision_on_login(sender, subject: str, **_) -> None:
+    """An inactive person tried to sign in: deprovision them at once (login path)."""
+    from .runs import deprovision_now
+
+    try:
+        person = get_directory().get(subject)
+        deprovision_now(db.session, subject,
+                        lms_confirms_gone=person is None or not person.active)
+    except LMSUnavailable as exc:
+        log.warning("login-path deprovisioning of %s postponed: %s", subject, exc)
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        log.error("login-path deprovisioning of %s failed: %s", subject, type(exc).__name__)
 
 
 def init_app(app: Flask) -> None:
-    """Register blueprints, CLI commands and signal handlers of this feature."""
+    """Read settings, register the models, the status page, the CLI and the login receiver."""
+    from . import models  # noqa: F401 - registers the tables
+    from .cli import provision_cli
+    from .views import bp
+
+    settings = load_provision_settings(app.config["IDP_ENV"])
+    app.extensions["provisioning"] = {"settings": settings}
+    app.register_blueprint(bp)
+    app.cli.add_command(provision_cli)
+    inactive_login_attempt.connect(_deprovision_on_login, weak=False)

@@ -1,0 +1,203 @@
+"""Plan runs: write a plan, its ledger changes and its outbox rows in one transaction, hold it
+behind the safety guard, approve a held run, deprovision one person at once (login path).
+
+After a commit that deactivates people, :data:`idp.events.person_deprovisioned` is sent for
+each, so their bridge sessions, OIDC tokens and cached context end at once (the receivers live
+in those packages; this one imports none of them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from .. import audit, clock
+from ..events import person_deprovisioned
+from .ledger import commit_to_ledger
+from .metrics import ACTIONS, HELD_RUNS, RUNS
+from .models import LedgerAccount, OutboxAction, ProvisionRun
+from .plan import Plan, PlannedAction, guard
+from .settings import ProvisionSettings
+
+log = logging.getLogger(__name__)
+
+
+class ApprovalRefused(Exception):
+    """``provision approve`` named a run that cannot be approved; the message says why."""
+
+
+def _outbox_row(run_id: int, action: PlannedAction, status: str, now: dt.datetime,
+                changed_at: dt.datetime) -> OutboxAction:
+    return OutboxAction(run_id=run_id, subject=action.subject, action=action.action,
+                        payload=action.payload, status=status, attempts=0,
+                        next_attempt_at=now, created_at=now, changed_at=changed_at)
+
+
+def _held_actions(session: Session, run_id: int) -> list[PlannedAction]:
+    rows = session.scalars(select(OutboxAction).where(OutboxAction.run_id == run_id)
+                           .order_by(OutboxAction.id))
+    return [PlannedAction(r.subject, r.action, dict(r.payload)) for r in rows]
+
+
+def record_plan(session: Session, plan: Plan, settings: ProvisionSettings, *, trigger: str,
+                changed_at: dict[str, dt.datetime] | None = None) -> ProvisionRun | None:
+    """Store ``plan`` (commits). Returns the run, or None when the plan was empty."""
+    now = clock.now()
+    changed_at = changed_at or {}
+    if plan.refused:
+        run = ProvisionRun(started_at=now, trigger=trigger, status="refused",
+                           people_seen=plan.people_seen, managed=plan.managed, deactivations=0,
+                           counts={}, reason=plan.refused)
+        session.add(run)
+        audit.record("provision.run", "refused", reason=plan.refused)
+        session.commit()
+        RUNS.labels("refused").inc()
+        log.error("provisioning run refused: %s", plan.refused)
+        return run
+    if not plan.actions:
+        _touch_empty_run(session, plan, trigger, now)
+        session.commit()
+        return None
+    held_reason = guard(plan, max_percent=settings.guard_percent, max_count=settings.guard_max)
+    if held_reason:
+        return _hold(session, plan, trigger, held_reason, now)
+    _supersede_held(session, now)
+    run = ProvisionRun(started_at=now, trigger=trigger, status="applied",
+                       people_seen=plan.people_seen, managed=plan.managed,
+                       deactivations=plan.deactivations, counts=plan.counts())
+    session.add(run)
+    session.flush()
+    _enqueue(session, run, plan.actions, now, changed_at)
+    session.commit()
+    RUNS.labels("applied").inc()
+    _after_commit(plan.actions)
+    return run
+
+
+def _touch_empty_run(session: Session, plan: Plan, trigger: str, now: dt.datetime) -> None:
+    """A poll that found nothing to do updates the latest "empty" run instead of adding one
+    row every interval (the status page shows when the LMS was last read)."""
+    last = session.scalars(select(ProvisionRun).order_by(ProvisionRun.id.desc()).limit(1)).first()
+    if last is not None and last.status == "empty":
+        last.started_at, last.trigger = now, trigger
+        last.people_seen, last.managed = plan.people_seen, plan.managed
+    else:
+        session.add(ProvisionRun(started_at=now, trigger=trigger, status="empty",
+                                 people_seen=plan.people_seen, managed=plan.managed,
+                                 deactivations=0, counts={}))
+    RUNS.labels("empty").inc()
+
+
+def _enqueue(session: Session, run: ProvisionRun, actions: list[PlannedAction],
+             now: dt.datetime, changed_at: dict[str, dt.datetime]) -> None:
+    for action in actions:
+        session.add(_outbox_row(run.id, action, "pending", now,
+                                changed_at.get(action.subject, now)))
+        commit_to_ledger(session, action)
+        ACTIONS.labels(action.action, "planned").inc()
+
+
+def _after_commit(actions: list[PlannedAction]) -> None:
+    for action in actions:
+        if action.action == "deactivate":
+            person_deprovisioned.send(__name__, subject=action.subject)
+
+
+def _hold(session: Session, plan: Plan, trigger: str, reason: str,
+          now: dt.datetime) -> ProvisionRun:
+    current = session.scalars(select(ProvisionRun).where(ProvisionRun.status == "held")
+                              .order_by(ProvisionRun.id.desc())).first()
+    if current is not None and sorted(a.key() for a in _held_actions(session, current.id)) \
+            == sorted(a.key() for a in plan.actions):
+        session.commit()
+        return current  # the same situation: keep the run the operator may be looking at
+    _supersede_held(session, now)
+    run = ProvisionRun(started_at=now, trigger=trigger, status="held",
+                       people_seen=plan.people_seen, managed=plan.managed,
+                       deactivations=plan.deactivations, counts=plan.counts(), reason=reason)
+    session.add(run)
+    session.flush()
+    for action in plan.actions:
+        session.add(_outbox_row(run.id, action, "held", now, now))
+        ACTIONS.labels(action.action, "held").inc()
+    audit.record("provision.run", "held", run_id=run.id, reason=reason,
+                 deactivations=plan.deactivations)
+    session.commit()
+    RUNS.labels("held").inc()
+    HELD_RUNS.set(1)
+    log.warning("provisioning run %s held: %s; approve with `flask --app wsgi provision "
+                "approve %s`", run.id, reason, run.id)
+    return run
+
+
+def _supersede_held(session: Session, now: dt.datetime) -> None:
+    held = session.scalars(select(ProvisionRun).where(ProvisionRun.status == "held")).all()
+    for run in held:
+        run.status, run.decided_at, run.decided_by = "superseded", now, "a later run"
+        session.execute(update(OutboxAction).where(OutboxAction.run_id == run.id,
+                                                   OutboxAction.status == "held")
+                        .values(status="cancelled"))
+    if held:
+        HELD_RUNS.set(0)
+
+
+def approve(session: Session, run_id: int, *, by: str) -> ProvisionRun:
+    """Release a held run: its actions become pending and the ledger takes their state."""
+    run = session.get(ProvisionRun, run_id, with_for_update=True)
+    if run is None:
+        raise ApprovalRefused(f"no provisioning run {run_id}")
+    if run.status != "held":
+        raise ApprovalRefused(f"run {run_id} is {run.status}, not held: only a held run can be "
+                              f"approved (see `flask --app wsgi provision status`)")
+    now = clock.now()
+    actions = _held_actions(session, run.id)
+    session.execute(update(OutboxAction).where(OutboxAction.run_id == run.id,
+                                               OutboxAction.status == "held")
+                    .values(status="pending", next_attempt_at=now, changed_at=now))
+    for action in actions:
+        commit_to_ledger(session, action)
+        ACTIONS.labels(action.action, "planned").inc()
+    run.status, run.decided_at, run.decided_by = "approved", now, by[:200]
+    audit.record("provision.approve", "ok", run_id=run.id, by=by[:200],
+                 deactivations=run.deactivations)
+    session.commit()
+    HELD_RUNS.set(0)
+    _after_commit(actions)
+    return run
+
+
+def record_failure(session: Session, trigger: str, reason: str) -> None:
+    """The LMS could not be read: a failed run, never a plan (commits)."""
+    session.rollback()
+    session.add(ProvisionRun(started_at=clock.now(), trigger=trigger, status="failed",
+                             people_seen=0, managed=0, deactivations=0, counts={},
+                             reason=reason[:500]))
+    session.commit()
+    RUNS.labels("failed").inc()
+
+
+def deprovision_now(session: Session, subject: str, *, lms_confirms_gone: bool,
+                    trigger: str = "login") -> bool:
+    """Deactivate one managed person at once (the LMS has just said they are inactive).
+    Returns True when an action was queued. Local revocation is signalled either way."""
+    queued = False
+    row = session.get(LedgerAccount, subject, with_for_update=True)
+    if lms_confirms_gone and row is not None and row.active:
+        now = clock.now()
+        action = PlannedAction(subject, "deactivate", {"reason": "inactive"})
+        managed = session.scalar(select(func.count()).select_from(LedgerAccount)
+                                 .where(LedgerAccount.active.is_(True))) or 0
+        run = ProvisionRun(started_at=now, trigger=trigger, status="applied", people_seen=1,
+                           managed=managed, deactivations=1, counts={"deactivate": 1})
+        session.add(run)
+        session.flush()
+        _enqueue(session, run, [action], now, {})
+        audit.record("provision.deprovision", "queued", subject=subject, trigger=trigger)
+        queued = True
+        RUNS.labels("applied").inc()
+    session.commit()
+    person_deprovisioned.send(__name__, subject=subject)
+    return queued

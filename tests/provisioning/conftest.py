@@ -1,0 +1,95 @@
+"""Fixtures of the provisioning tests: a Zulip double per test and apps pointed at it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from idp.extensions import db
+from idp.lms.directory import get_directory
+from idp.provisioning.models import LedgerAccount, OutboxAction, ProvisionRun
+from idp.provisioning.targets import build_target
+from idp.provisioning.worker import Provisioner
+
+from .zulip_double import BOT_EMAIL, BOT_KEY, SCIM_TOKEN, DoubleServer, ZulipRealm
+
+FAST_RETRY = {"PROVISION_RETRY_BASE": "0.05", "PROVISION_RETRY_MAX": "0.2",
+              "PROVISION_HTTP_TIMEOUT": "2"}
+
+
+@pytest.fixture
+def realm() -> ZulipRealm:
+    return ZulipRealm()
+
+
+@pytest.fixture
+def zulip(realm):
+    server = DoubleServer(realm)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def scim_env(zulip) -> dict[str, str]:
+    return {"ZULIP_URL": zulip.url, "ZULIP_SCIM_TOKEN": SCIM_TOKEN, **FAST_RETRY}
+
+
+@pytest.fixture
+def rest_env(zulip) -> dict[str, str]:
+    return {"ZULIP_URL": zulip.url, "ZULIP_BOT_EMAIL": BOT_EMAIL, "ZULIP_BOT_API_KEY": BOT_KEY,
+            **FAST_RETRY}
+
+
+@pytest.fixture
+def scim_app(app, make_app, scim_env):
+    """An app provisioning into the SCIM double (``app`` is requested so tables are emptied
+    after the test)."""
+    return make_app(**scim_env)
+
+
+def provisioner(application) -> Provisioner:
+    """A Provisioner of ``application``; call inside its app context."""
+    settings = application.extensions["provisioning"]["settings"]
+    return Provisioner(session=db.session, directory=get_directory(), settings=settings,
+                       target=build_target(settings), engine=db.engine)
+
+
+def populate_from_lms(realm: ZulipRealm, *, skip: Callable = lambda person: False) -> dict:
+    """Give every LMS person (active or not, as Zulip would have them) a Zulip account with the
+    LMS email; returns subject → Account. Call inside an app context."""
+    accounts = {}
+    for person in get_directory().iter_people():
+        if not skip(person):
+            accounts[person.subject] = realm.add(person.email, person.full_name,
+                                                 person.zulip_role, active=person.active)
+    for name in ("students", "mentors", "staff"):
+        realm.add_group(name)
+    return accounts
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition"):
+    """Poll ``condition`` until true (bounded); fails the test otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def outbox(status: str | None = None) -> list[OutboxAction]:
+    query = db.select(OutboxAction).order_by(OutboxAction.id)
+    if status:
+        query = query.where(OutboxAction.status == status)
+    return list(db.session.scalars(query))
+
+
+def runs() -> list[ProvisionRun]:
+    return list(db.session.scalars(db.select(ProvisionRun).order_by(ProvisionRun.id)))
+
+
+def ledger(subject: str) -> LedgerAccount | None:
+    db.session.expire_all()
+    return db.session.get(LedgerAccount, subject)
