@@ -1,7 +1,38 @@
-"""Feature package: oidc (see its issue)."""
+"""OpenID Connect provider (Authlib): discovery, JWKS, code flow with PKCE, refresh rotation,
+client credentials, userinfo, revocation, introspection, RP-initiated logout, role claims.
+
+``init_app`` reads the OIDC settings, builds the Authlib server, registers the blueprint and the
+``oidc`` CLI group (plus ``zulip oidc-settings``), and ends a deprovisioned person's tokens.
+"""
+
+from __future__ import annotations
 
 from flask import Flask
+
+from ..events import person_deprovisioned
+from ..extensions import db
+
+
+def _revoke_person(sender, subject: str, **_) -> None:
+    """idp.events.person_deprovisioned: revoke the person's tokens and spend their codes."""
+    from ..audit import record
+    from .tokens import revoke_subject
+
+    revoked = revoke_subject(subject)
+    record("oidc_tokens_revoked", "success", subject=subject, tokens=revoked)
+    db.session.commit()
 
 
 def init_app(app: Flask) -> None:
     """Register blueprints, CLI commands and signal handlers of this feature."""
+    from . import models  # noqa: F401  (tables registered on db.metadata)
+    from .cli import oidc_cli
+    from .server import OIDCState, build_server
+    from .settings import load_oidc_settings
+    from .views import bp
+
+    settings = load_oidc_settings(app.config["IDP_ENV"])
+    app.extensions["oidc"] = OIDCState(settings=settings, server=build_server(app, settings))
+    app.register_blueprint(bp)
+    app.cli.add_command(oidc_cli)
+    person_deprovisioned.connect(_revoke_person, weak=False)

@@ -1,4 +1,4 @@
-"""Bearer-token checks for resource servers inside the bridge (the context API).
+"""Bearer-token checks for resource servers inside the bridge (the context API, userinfo).
 
 RFC 6750 §2.1 (Authorization: Bearer), §3.1 (error codes). Implemented by the OIDC package;
 the context API calls :func:`validate_bearer` and never reads token tables itself.
@@ -6,7 +6,15 @@ the context API calls :func:`validate_bearer` and never reads token tables itsel
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+from authlib.oauth2.rfc6749 import scope_to_list
+
+from ..lms.directory import get_directory
+
+_BEARER = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*) *$", re.IGNORECASE)
+MAX_HEADER_CHARS = 600
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,37 @@ class BearerError(Exception):
         self.status, self.error, self.description = status, error, description
 
 
+def check_access_token(authorization_header: str | None, required_scope: str | None):
+    """The token row behind ``Authorization: Bearer <token>``, its :class:`BearerGrant` and the
+    person it speaks for (None for a service token), as ``(row, grant, person)``. Raises
+    :class:`BearerError`. The person is read from the LMS now."""
+    from .tokens import access_token_active, find_by_access_token
+
+    if not authorization_header:
+        raise BearerError(401, "invalid_token", "No bearer token was sent.")
+    match = _BEARER.match(authorization_header) \
+        if len(authorization_header) <= MAX_HEADER_CHARS else None
+    if match is None:
+        raise BearerError(401, "invalid_token", "The Authorization header is not a bearer "
+                                                "token.")
+    row = find_by_access_token(match.group(1))
+    if row is None:
+        raise BearerError(401, "invalid_token", "The access token is unknown.")
+    if not access_token_active(row):
+        raise BearerError(401, "invalid_token", "The access token expired or was revoked.")
+    person = None
+    if row.subject is not None:
+        person = get_directory().get_active(row.subject)
+        if person is None:
+            raise BearerError(401, "invalid_token", "The person is no longer active.")
+    grant = BearerGrant(client_id=row.client_id, scopes=frozenset(scope_to_list(row.scope) or []),
+                        subject=row.subject)
+    if required_scope and required_scope not in grant.scopes:
+        raise BearerError(403, "insufficient_scope", f"The token lacks the scope "
+                                                     f"{required_scope}.")
+    return row, grant, person
+
+
 def validate_bearer(authorization_header: str | None, required_scope: str) -> BearerGrant:
     """Check ``Authorization: Bearer <token>`` and that the token carries ``required_scope``."""
-    raise BearerError(401, "invalid_token", "bearer tokens are not issued yet")
+    return check_access_token(authorization_header, required_scope)[1]

@@ -1,0 +1,187 @@
+"""Authlib grants of the bridge: authorization code (+ PKCE, + OpenID Connect), refresh token
+with rotation, client credentials.
+
+RFC 6749 §4.1 (code), §4.4 (client credentials), §6 (refresh); RFC 7636 (PKCE, S256 only);
+OIDC Core §3.1 (code flow) and §12.2 (refresh: no new ID token here, the refresh response keeps
+the signing cost out of the hot path); RFC 9700 §4.14.2 (refresh rotation and replay detection).
+"""
+
+from __future__ import annotations
+
+from authlib.oauth2.rfc6749 import grants, list_to_scope, scope_to_list
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import grants as oidc_grants
+from flask import current_app
+from joserfc.jwk import RSAKey
+from sqlalchemy import exists, select
+
+from .. import clock
+from ..audit import record
+from ..extensions import db
+from ..keys import get_keystore
+from ..lms.directory import get_directory
+from .claims import person_claims
+from .credentials import digest
+from .models import USER_SCOPES, OIDCAuthorizationCode, OIDCToken
+from .tokens import MAX_TOKEN_CHARS, find_by_refresh_token, refresh_token_active, revoke_family
+
+CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "none"]
+_RSA_KEYS: dict[str, RSAKey] = {}
+
+
+def _oidc():
+    return current_app.extensions["oidc"]
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    """RFC 6749 §4.1 with single-use codes: a second redemption revokes the grant's tokens."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
+
+    def save_authorization_code(self, code: str, request) -> None:
+        now = clock.now()
+        data = request.payload.data
+        challenge = data.get("code_challenge")
+        db.session.add(OIDCAuthorizationCode(
+            code_hash=digest(code), client_id=request.client.client_id,
+            subject=request.user.subject, redirect_uri=request.payload.redirect_uri,
+            scope=request.scope or "", nonce=data.get("nonce") or None,
+            auth_time=int(getattr(request, "auth_time", clock.timestamp())),
+            code_challenge=challenge or None,
+            code_challenge_method=data.get("code_challenge_method") if challenge else None,
+            created_at=now,
+            expires_at=now + _seconds(_oidc().settings.code_lifetime)))
+
+    def query_authorization_code(self, code: str, client) -> OIDCAuthorizationCode | None:
+        if len(code) > MAX_TOKEN_CHARS:
+            return None
+        row = db.session.execute(
+            select(OIDCAuthorizationCode).where(OIDCAuthorizationCode.code_hash == digest(code))
+            .with_for_update()).scalar_one_or_none()
+        if row is None or row.client_id != client.client_id:
+            return None
+        if row.used_at is not None:
+            revoked = revoke_family(row.code_hash)
+            record("oidc_code_reuse", "revoked", subject=row.subject, client_id=row.client_id,
+                   tokens=revoked)
+            db.session.commit()
+            return None
+        if row.expires_at <= clock.now():
+            return None
+        return row
+
+    def delete_authorization_code(self, authorization_code: OIDCAuthorizationCode) -> None:
+        authorization_code.used_at = clock.now()
+
+    def authenticate_user(self, authorization_code: OIDCAuthorizationCode):
+        """The person as the LMS has them now: a deactivated person gets no token."""
+        return get_directory().get_active(authorization_code.subject)
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    """RFC 6749 §6 with rotation: each refresh token works once; presenting a spent one again
+    revokes the whole family (RFC 9700 §4.14.2)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> OIDCToken | None:
+        row = find_by_refresh_token(refresh_token, lock=True)
+        if row is None:
+            return None
+        if row.refresh_used_at is not None:
+            revoked = revoke_family(row.family_id)
+            record("oidc_refresh_reuse", "revoked", subject=row.subject,
+                   client_id=row.client_id, tokens=revoked)
+            db.session.commit()
+            return None
+        return row if refresh_token_active(row) else None
+
+    def authenticate_user(self, refresh_token: OIDCToken):
+        person = get_directory().get_active(refresh_token.subject) \
+            if refresh_token.subject else None
+        if person is None:
+            revoke_family(refresh_token.family_id)
+            db.session.commit()
+            raise InvalidGrantError("The person is no longer active in the LMS.")
+        return person
+
+    def revoke_old_credential(self, refresh_token: OIDCToken) -> None:
+        refresh_token.refresh_used_at = clock.timestamp()
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    """RFC 6749 §4.4 for services; person scopes (openid, profile, email) are refused."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        requested = scope_to_list(self.request.payload.scope) or []
+        if set(requested) & USER_SCOPES:
+            raise InvalidScopeError("openid, profile and email describe a person: use the "
+                                    "authorization code flow.")
+        allowed = [s for s in self.client.scopes if s not in USER_SCOPES]
+        scope = [s for s in dict.fromkeys(requested) if s in allowed] if requested else allowed
+        if not scope:
+            raise InvalidScopeError("This client may not request these scopes.")
+        self.request.scope = list_to_scope(scope)
+
+    def create_token_response(self):
+        token = self.generate_token(scope=self.request.scope, include_refresh_token=False)
+        self.save_token(token)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+class S256CodeChallenge(CodeChallenge):
+    """RFC 7636 with S256 only; public clients must use it (RFC 9700 §2.1.1)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        challenge = data.get("code_challenge")
+        if grant.request.client.public and not challenge:
+            raise InvalidRequestError("Public clients must send code_challenge with "
+                                      "code_challenge_method=S256.")
+        if challenge and data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class OpenIDCode(oidc_grants.OpenIDCode):
+    """OIDC Core §3.1.3.6: the ID token, RS256 with the bridge's current key and its ``kid``."""
+
+    def exists_nonce(self, nonce: str, request) -> bool:
+        return bool(db.session.execute(select(exists().where(
+            OIDCAuthorizationCode.client_id == request.payload.client_id,
+            OIDCAuthorizationCode.nonce == nonce))).scalar())
+
+    def resolve_client_private_key(self, client) -> RSAKey:
+        key = get_keystore().current()
+        jwk = _RSA_KEYS.get(key.kid)
+        if jwk is None:
+            jwk = RSAKey.import_key(key.private_pem, {"kid": key.kid, "alg": "RS256"})
+            _RSA_KEYS[key.kid] = jwk
+        return jwk
+
+    def get_client_algorithm(self, client) -> str:
+        return "RS256"
+
+    def get_encode_header(self, client) -> dict:
+        return {"alg": "RS256", "typ": "JWT", "kid": get_keystore().current().kid}
+
+    def get_client_claims(self, client) -> dict:
+        now = clock.timestamp()
+        return {"iss": current_app.config["IDP"].issuer, "aud": client.client_id, "iat": now,
+                "exp": now + _oidc().settings.id_token_lifetime}
+
+    def generate_user_info(self, user, scope: str):
+        return person_claims(user, scope)
+
+
+def _seconds(value: int):
+    import datetime as dt
+
+    return dt.timedelta(seconds=value)

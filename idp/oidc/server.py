@@ -1,0 +1,82 @@
+"""The Authlib authorization server of the bridge, wired to its tables and keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from flask import Flask, current_app
+
+from ..extensions import db
+from .credentials import new_token
+from .endpoints import BearerProtector, RPInitiatedLogout, TokenIntrospection, TokenRevocation
+from .endpoints import UserInfo as UserInfoEndpoint
+from .grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    OpenIDCode,
+    RefreshTokenGrant,
+    S256CodeChallenge,
+)
+from .models import OIDCClient
+from .settings import OIDCSettings
+from .tokens import new_family_id, store_token
+
+MAX_CLIENT_ID_CHARS = 64
+
+
+@dataclass
+class OIDCState:
+    """``app.extensions["oidc"]``."""
+
+    settings: OIDCSettings
+    server: AuthorizationServer
+
+
+def query_client(client_id: str | None) -> OIDCClient | None:
+    if not client_id or len(client_id) > MAX_CLIENT_ID_CHARS:
+        return None
+    return db.session.get(OIDCClient, client_id)
+
+
+def save_token(token: dict, request) -> None:
+    """Store a token response (RFC 6749 §5.1): the family is the code's, the refreshed
+    token's, or a new one for client credentials."""
+    code = request.authorization_code
+    previous = request.refresh_token
+    if code is not None:
+        family, auth_time = code.code_hash, code.auth_time
+    elif previous is not None:
+        family, auth_time = previous.family_id, previous.auth_time
+    else:
+        family, auth_time = new_family_id(), None
+    user = request.user
+    store_token(token, client_id=request.client.client_id,
+                subject=user.subject if user is not None else None, family_id=family,
+                auth_time=auth_time)
+
+
+def build_server(app: Flask, settings: OIDCSettings) -> AuthorizationServer:
+    server = AuthorizationServer()
+    server.init_app(app, query_client=query_client, save_token=save_token)
+    server.scopes_supported = list(settings.scopes)
+    lifetime = settings.access_token_lifetime
+    server.register_token_generator("default", BearerTokenGenerator(
+        access_token_generator=lambda **_: new_token(32),
+        refresh_token_generator=lambda **_: new_token(48),
+        expires_generator=lambda client, grant_type: lifetime))
+    server.register_grant(AuthorizationCodeGrant,
+                          [S256CodeChallenge(required=True), OpenIDCode(require_nonce=False)])
+    server.register_grant(RefreshTokenGrant)
+    server.register_grant(ClientCredentialsGrant)
+    server.register_endpoint(TokenRevocation)
+    server.register_endpoint(TokenIntrospection)
+    protector = BearerProtector()
+    server.register_endpoint(UserInfoEndpoint(resource_protector=protector))
+    server.register_endpoint(RPInitiatedLogout)
+    return server
+
+
+def get_server() -> AuthorizationServer:
+    return current_app.extensions["oidc"].server

@@ -1,0 +1,93 @@
+"""Storing, finding and revoking tokens (RFC 6749 §5.1, §6, §10.4; RFC 7009; RFC 9700 §4.14).
+
+Only digests are stored. A token row holds one access token and maybe one refresh token; rows
+descended from one authorization code share a ``family_id``. The callers commit.
+"""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from .. import clock
+from ..extensions import db
+from .credentials import digest, new_token
+from .models import OIDCAuthorizationCode, OIDCToken
+
+MAX_TOKEN_CHARS = 512
+
+
+def settings():
+    return current_app.extensions["oidc"].settings
+
+
+def store_token(token: dict, *, client_id: str, subject: str | None, family_id: str,
+                auth_time: int | None) -> OIDCToken:
+    """Add the row for a freshly generated token response (the caller commits)."""
+    now = clock.timestamp()
+    refresh = token.get("refresh_token")
+    row = OIDCToken(
+        client_id=client_id, subject=subject, scope=token.get("scope", ""),
+        access_token_hash=digest(token["access_token"]),
+        refresh_token_hash=digest(refresh) if refresh else None,
+        family_id=family_id, auth_time=auth_time, issued_at=now,
+        expires_in=int(token.get("expires_in", settings().access_token_lifetime)),
+        refresh_expires_at=now + settings().refresh_token_lifetime if refresh else None)
+    db.session.add(row)
+    return row
+
+
+def new_family_id() -> str:
+    return digest(new_token())
+
+
+def find_by_access_token(value: str) -> OIDCToken | None:
+    if not value or len(value) > MAX_TOKEN_CHARS:
+        return None
+    return db.session.execute(select(OIDCToken).where(
+        OIDCToken.access_token_hash == digest(value))).scalar_one_or_none()
+
+
+def find_by_refresh_token(value: str, *, lock: bool = False) -> OIDCToken | None:
+    if not value or len(value) > MAX_TOKEN_CHARS:
+        return None
+    query = select(OIDCToken).where(OIDCToken.refresh_token_hash == digest(value))
+    if lock:
+        query = query.with_for_update()
+    return db.session.execute(query).scalar_one_or_none()
+
+
+def access_token_active(row: OIDCToken) -> bool:
+    return row.revoked_at is None and clock.timestamp() < row.access_expires_at
+
+
+def refresh_token_active(row: OIDCToken) -> bool:
+    return (row.revoked_at is None and row.refresh_used_at is None
+            and row.refresh_expires_at is not None
+            and clock.timestamp() < row.refresh_expires_at)
+
+
+def revoke_family(family_id: str) -> int:
+    """Revoke every access and refresh token of one grant (code reuse, refresh reuse)."""
+    result = db.session.execute(
+        update(OIDCToken).where(OIDCToken.family_id == family_id,
+                                OIDCToken.revoked_at.is_(None))
+        .values(revoked_at=clock.timestamp()))
+    return result.rowcount or 0
+
+
+def revoke_row(row: OIDCToken) -> None:
+    row.revoked_at = row.revoked_at or clock.timestamp()
+
+
+def revoke_subject(subject: str) -> int:
+    """End everything held for a person: tokens revoked, outstanding codes spent."""
+    now = clock.now()
+    result = db.session.execute(
+        update(OIDCToken).where(OIDCToken.subject == subject, OIDCToken.revoked_at.is_(None))
+        .values(revoked_at=clock.timestamp()))
+    db.session.execute(
+        update(OIDCAuthorizationCode)
+        .where(OIDCAuthorizationCode.subject == subject, OIDCAuthorizationCode.used_at.is_(None))
+        .values(used_at=now))
+    return result.rowcount or 0
