@@ -49,6 +49,17 @@ def main() -> None:
                 t0 = time.perf_counter()
                 verify_password(PASSWORD, stored)
                 hash_times.append(time.perf_counter() - t0)
+            outcomes = {}
+            for label, login, password in (("wrong password", "student1", "nope"),
+                                           ("unknown user", "nobody-at-all", PASSWORD),
+                                           ("inactive user", "student5", PASSWORD),
+                                           ("success", "student1", PASSWORD)):
+                times = []
+                for _ in range(200):
+                    t0 = time.perf_counter()
+                    directory.authenticate(login, password)
+                    times.append(time.perf_counter() - t0)
+                outcomes[label] = percentile(times, 50) * 1000
             rng = random.Random(1)
             lookups = []
             for _ in range(2000):
@@ -96,6 +107,8 @@ def main() -> None:
         f"{percentile(lookups, 50) * 1000:.3f} ms, p95 {percentile(lookups, 95) * 1000:.3f} ms"
         f" (target p50 ≤ 1 ms)",
         f"- raw hash cost (pbkdf2_sha256, 1000 rounds): p50 {raw:.3f} ms",
+        "- authenticate() p50 by outcome (enumeration resistance): " + ", ".join(
+            f"{label} {ms:.3f} ms" for label, ms in outcomes.items()),
         f"- POST /login in-process: p50 {percentile(posts, 50) * 1000:.3f} ms → the bridge's own "
         f"cost per login p50 {own:.3f} ms (target ≤ 3 ms)",
         f"- HTTP, one gunicorn sync worker: {args.logins / elapsed:.0f} logins/s (each a GET of "

@@ -203,3 +203,13 @@ def test_bridge_database_down_gives_503_not_500(make_app):
     ready = client.get("/readyz")
     assert ready.status_code == 503
     assert ready.get_json()["checks"]["bridge_database"] == "unavailable"
+
+
+def test_73_byte_password_against_bcrypt_account_is_a_clear_answer(client):
+    response = client_login(client, "student2", "p" * 73)  # student2's hash is bcrypt $2y$
+    assert response.status_code == 401
+
+
+def test_megabyte_login_name_is_a_clear_answer(client):
+    response = client_login(client, "u" * (1024 * 1024), DEMO_PASSWORD)
+    assert response.status_code == 401
