@@ -59,13 +59,23 @@ def provisioner(application) -> Provisioner:
 def populate_from_lms(realm: ZulipRealm, *, skip: Callable = lambda person: False) -> dict:
     """Give every LMS person (active or not, as Zulip would have them) a Zulip account with the
     LMS email; returns subject → Account. Call inside an app context."""
-    accounts = {}
+    accounts, groups = {}, {"staff"}
     for person in get_directory().iter_people():
+        groups.update(person.groups)
         if not skip(person):
             accounts[person.subject] = realm.add(person.email, person.full_name,
                                                  person.zulip_role, active=person.active)
-    for name in ("students", "mentors", "staff"):
+    for name in sorted(groups):
         realm.add_group(name)
+    return accounts
+
+
+def adopt_all(application, realm: ZulipRealm, **kwargs) -> dict:
+    """Populate Zulip from the LMS, then one ``apply --once``: the ledger adopts everybody and
+    groups are aligned. Call inside ``application``'s app context."""
+    accounts = populate_from_lms(realm, **kwargs)
+    plan, adopted, report = provisioner(application).apply_once()
+    assert adopted == len(accounts) and report.failed == 0 and not report.blocked
     return accounts
 
 
