@@ -33,7 +33,7 @@ def lms_facts(app):
     engine = app.extensions["lms_directory"].engine
     with engine.connect() as conn:
         other = conn.execute(text(
-            "SELECT id, mentor_id FROM students WHERE mentor_id NOT IN (1, 2) AND is_active "
+            "SELECT id, mentor_id FROM students WHERE mentor_id <> 1 AND is_active "
             "ORDER BY id LIMIT 1")).one()
         mentor1_students = conn.execute(text(
             "SELECT count(*) FROM students WHERE mentor_id = 1")).scalar()
