@@ -93,6 +93,8 @@ def _security_headers(app: Flask, settings: Settings) -> None:
 
     @app.after_request
     def headers(response):
+        for task in g.pop("after_response", ()):
+            response.call_on_close(task)
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")

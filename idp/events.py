@@ -17,3 +17,22 @@ _signals = Namespace()
 person_deprovisioned = _signals.signal("person-deprovisioned")
 person_changed = _signals.signal("person-changed")
 inactive_login_attempt = _signals.signal("inactive-login-attempt")
+
+
+def send_after_response(signal, sender, **kwargs) -> None:
+    """Send ``signal`` once the response has gone out when called inside a request (in a fresh
+    app context), so what listeners do neither delays the answer nor tells the client anything
+    (a sign-in attempt as an inactive person must look like any failed one); at once elsewhere.
+    """
+    from flask import current_app, g, has_request_context
+
+    if not has_request_context():
+        signal.send(sender, **kwargs)
+        return
+    app = current_app._get_current_object()
+
+    def deliver() -> None:
+        with app.app_context():
+            signal.send(sender, **kwargs)
+
+    g.setdefault("after_response", []).append(deliver)

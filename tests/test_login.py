@@ -213,3 +213,23 @@ def test_73_byte_password_against_bcrypt_account_is_a_clear_answer(client):
 def test_megabyte_login_name_is_a_clear_answer(client):
     response = client_login(client, "u" * (1024 * 1024), DEMO_PASSWORD)
     assert response.status_code == 401
+
+
+def test_inactive_sign_in_is_reported_after_the_response(client):
+    from flask import has_app_context
+
+    from idp.events import inactive_login_attempt
+
+    seen = []
+
+    def listener(sender, subject, **_):
+        seen.append((subject, has_app_context()))
+
+    inactive_login_attempt.connect(listener)
+    try:
+        response = client_login(client, "student5", DEMO_PASSWORD)
+        assert response.status_code == 401
+        response.close()
+        assert seen == [("student:5", True)]
+    finally:
+        inactive_login_attempt.disconnect(listener)

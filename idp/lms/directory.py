@@ -14,7 +14,7 @@ from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, RowMapping
 
-from ..events import inactive_login_attempt
+from ..events import inactive_login_attempt, send_after_response
 from ..people import Person, RoleMapping, parse_subject
 from .db import lms_query, ping
 from .passwords import hash_password, scheme_of, verify_password
@@ -105,7 +105,8 @@ class Directory:
         if row is None or not row["active"] or not row["password"]:
             verify_password(password, self._dummy())
             if row is not None and not row["active"]:
-                inactive_login_attempt.send(self, subject=self._person(row).subject)
+                send_after_response(inactive_login_attempt, self,
+                                    subject=self._person(row).subject)
             return None
         if not verify_password(password, row["password"]):
             return None

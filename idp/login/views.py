@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
 
 from ..audit import record
-from ..events import inactive_login_attempt
+from ..events import inactive_login_attempt, send_after_response
 from ..extensions import db
 from ..lms.directory import get_directory
 from ..metrics import LOGINS, THROTTLED
@@ -132,7 +132,7 @@ def launch():
                reason="not active in the LMS")
         db.session.commit()  # the jti stays spent
         if person is not None:
-            inactive_login_attempt.send(directory, subject=person.subject)
+            send_after_response(inactive_login_attempt, directory, subject=person.subject)
         return _no_store(make_response(render_template(
             "errors/error.html", title="Your account is not active",
             message="The LMS does not list this account as active. Ask your mentor or the "
