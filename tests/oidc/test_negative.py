@@ -188,8 +188,8 @@ def test_malformed_or_oversize_requests_without_valid_client_get_an_error_page(
 
 
 def test_browsers_get_an_html_error_page(live_server, browser_session):
-    response = browser_session.get(live_server + "/oauth/authorize?client_id=ghost&response_type=code"
-                                   "&redirect_uri=https://x/",
+    response = browser_session.get(live_server + "/oauth/authorize?client_id=ghost"
+                                   "&response_type=code&redirect_uri=https://x/",
                                    headers={"Accept": "text/html,*/*;q=0.8"},
                                    allow_redirects=False)
     assert response.status_code == 400 and "text/html" in response.headers["Content-Type"]
