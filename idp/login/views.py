@@ -54,6 +54,7 @@ def login():
     target = safe_local_path(request.values.get("next")) or "/"
     if request.method == "GET":
         form.next.data = target
+        form.login.data = (request.args.get("login_hint") or "")[:254]  # OIDC login_hint
         if request.args.get("reauth") != "1" and current_person() is not None:
             return redirect(target)
         return _login_page(form)
