@@ -129,7 +129,7 @@ def test_wire_follows_zulips_scim_rules(scim_app, realm, lms_admin):
     with scim_app.app_context():
         adopt_all(scim_app, realm)
         _sql(lms_admin, "UPDATE students SET is_active = false WHERE id IN (1, 2)")
-        _sql(lms_admin, "UPDATE students SET email = 'x1@example.edu', first_name = 'Z' "
+        _sql(lms_admin, "UPDATE students SET email = 'x1@example.edu', display_name = 'Z' "
                         "WHERE id = 4")
         provisioner(scim_app).apply_once()
     paths = [(method, path) for _, method, path, _ in realm.requests]
