@@ -9,7 +9,6 @@ consent form is not.
 from __future__ import annotations
 
 import json
-import secrets
 from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
@@ -23,9 +22,9 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
+from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.datastructures import MultiDict
 
 from .. import clock
@@ -251,9 +250,8 @@ def _needs_reauthentication(values: MultiDict, person: Person, prompts: set[str]
     row = current_session()
     if row is None:
         return True
-    mark = session.get(_LOGIN_MARK)
-    if isinstance(mark, dict) and values.get(_LOGIN_MARK) == mark.get("id") and \
-            row.authenticated_at.timestamp() >= mark.get("at", 0):
+    sent_at = _login_mark_time(values.get(_LOGIN_MARK))
+    if sent_at is not None and row.authenticated_at.timestamp() >= sent_at:
         return False
     if "login" in prompts:
         return True
@@ -266,9 +264,26 @@ def _needs_reauthentication(values: MultiDict, person: Person, prompts: set[str]
                                        person.subject}
 
 
+def _serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="oidc-login-mark")
+
+
+def _login_mark_time(mark: str | None) -> int | None:
+    """When this request was sent to the login form (a signed mark in its return URL), or
+    None. A password given after that time satisfies prompt=login, max_age and login_hint."""
+    if not mark:
+        return None
+    try:
+        sent_at = _serializer().loads(mark)
+    except BadSignature:
+        return None
+    if not isinstance(sent_at, int) or clock.timestamp() - sent_at > 3600:
+        return None
+    return sent_at
+
+
 def _send_to_login(values: MultiDict, *, reauth: bool) -> Response:
-    mark = secrets.token_urlsafe(12)
-    session[_LOGIN_MARK] = {"id": mark, "at": clock.timestamp()}
+    mark = _serializer().dumps(clock.timestamp())
     params = [(k, v) for k, v in values.items(multi=True) if k != _LOGIN_MARK]
     params.append((_LOGIN_MARK, mark))
     target = url_for("oidc.authorize") + "?" + urlencode(params)
@@ -285,7 +300,6 @@ def _issue_code(grant, person: Person) -> Response:
     grant.request.auth_time = int(row.authenticated_at.timestamp()) if row \
         else clock.timestamp()
     response = get_server().create_authorization_response(grant=grant, grant_user=person)
-    session.pop(_LOGIN_MARK, None)
     if response.status_code == 302 and "code=" in response.headers.get("Location", ""):
         record("oidc_authorize", "success", subject=person.subject,
                client_id=grant.client.client_id)
