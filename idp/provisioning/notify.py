@@ -54,8 +54,8 @@ class LmsListener:
     def connect(self) -> bool:
         try:
             pooled = self.engine.raw_connection()
-            pooled.detach()  # ours for good: never returned to the pool
             conn = pooled.driver_connection
+            pooled.detach()  # ours for good: never returned to the pool
             conn.rollback()
             conn.autocommit = True
             with conn.cursor() as cur:
