@@ -6,6 +6,8 @@ register is never used, whatever the AuthnRequest says (SAML profiles §4.1.4.1)
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -50,6 +52,54 @@ def _certificate_pem(certificate: str) -> str:
     except SignatureError:
         raise RegistryError("the certificate is not a valid X.509 certificate (PEM or "
                             "base64 DER)") from None
+
+
+CACHE_SECONDS = 5.0
+"""How long one process reuses an SP row it read (SSO hot path). Changes made by the CLI in
+another process take effect within this time; changes in this process at once."""
+
+
+@dataclass(frozen=True)
+class SPView:
+    """An immutable copy of a registry row, safe to keep between requests."""
+
+    entity_id: str
+    acs_urls: tuple[str, ...]
+    slo_url: str | None
+    certificate: str | None
+    want_authn_requests_signed: bool
+    sign_assertion: bool
+    sign_response: bool
+    attribute_profile: str
+
+
+_cache: dict[str, tuple[float, SPView | None]] = {}
+_cache_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def find_sp(entity_id: str) -> SPView | None:
+    """The registered SP as an immutable view, cached for :data:`CACHE_SECONDS`."""
+    hit = _cache.get(entity_id)
+    now = time.monotonic()
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    row = get_sp(entity_id)
+    view = None if row is None else SPView(
+        entity_id=row.entity_id, acs_urls=tuple(row.acs_urls), slo_url=row.slo_url,
+        certificate=row.certificate, want_authn_requests_signed=row.want_authn_requests_signed,
+        sign_assertion=row.sign_assertion, sign_response=row.sign_response,
+        attribute_profile=row.attribute_profile)
+    if entity_id and len(entity_id) <= 1024:
+        with _cache_lock:
+            if len(_cache) > 1000:
+                _cache.clear()
+            _cache[entity_id] = (now + CACHE_SECONDS, view)
+    return view
 
 
 def get_sp(entity_id: str) -> ServiceProvider | None:
@@ -102,6 +152,7 @@ def save_sp(definition: SPDefinition, *, replace: bool = False) -> ServiceProvid
     row.sign_response = definition.sign_response
     row.attribute_profile = definition.attribute_profile
     db.session.flush()
+    clear_cache()
     return row
 
 
@@ -110,4 +161,5 @@ def remove_sp(entity_id: str) -> bool:
     if row is None:
         return False
     db.session.delete(row)
+    clear_cache()
     return True

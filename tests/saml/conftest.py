@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from idp.extensions import db
-from idp.saml.registry import SPDefinition, save_sp
+from idp.saml.registry import SPDefinition, clear_cache, save_sp
 
 from .zulip_sp import ZULIP_ACS, ZULIP_ENTITY_ID, ZulipSP
 
@@ -33,3 +33,10 @@ def idp_entity_id(app) -> str:
 def zulip(app, live_server, zulip_registered, idp_entity_id) -> ZulipSP:
     cert = app.extensions["signing_keys"].current().certificate_b64
     return ZulipSP(idp_entity_id=idp_entity_id, idp_base_url=live_server, idp_cert_b64=cert)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sp_cache():
+    """Tables are emptied between tests; the in-process SP cache must be too."""
+    yield
+    clear_cache()
