@@ -60,14 +60,20 @@ def _audit(resource: str, outcome: str, viewer: Viewer | None, target: str | Non
     db.session.commit()
 
 
+def _quotable(value: str) -> str:
+    """RFC 6750 §3: error and error_description use %x20-21 / %x23-5B / %x5D-7E only."""
+    return "".join(ch for ch in value if 0x20 <= ord(ch) <= 0x7E and ch not in '"\\')[:200]
+
+
 def _authenticate(resource: str):
     """(viewer, None) or (None, error response), the refusal audited."""
     try:
         return current_viewer(service()), None
     except BearerError as refused:
         _audit(resource, "refused", None, None, reason=refused.error)
-        challenge = (f'Bearer realm="{REALM}", scope="{SCOPE}", error="{refused.error}", '
-                     f'error_description="{refused.description}"')
+        challenge = (f'Bearer realm="{REALM}", scope="{SCOPE}", '
+                     f'error="{_quotable(refused.error)}", '
+                     f'error_description="{_quotable(refused.description)}"')
         return None, _error(refused.status, refused.error, refused.description,
                             {"WWW-Authenticate": challenge})
     except NotAuthenticated:

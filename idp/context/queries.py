@@ -36,14 +36,19 @@ _STUDENT = text("""
       LEFT JOIN mentors m ON m.id = s.mentor_id
      WHERE s.id = :sid""")
 
-# The two latest snapshots: the second tells whether the current streak was reset since.
+# The two latest snapshots (one per fetch_date; rows without a fetch_date are ignored): the
+# second tells whether the current streak was reset since. Walks the (student_id, fetch_date)
+# index backwards and stops after two rows, however long the history.
 _ACTIVITY = text("""
     SELECT current_streak, highest_streak, total_videos_watched, total_exams_taken,
            "timestamp", fetch_date
       FROM student_activities
-     WHERE student_id = :sid_text
-     ORDER BY fetch_date DESC NULLS LAST, id DESC
+     WHERE student_id = :sid_text AND fetch_date IS NOT NULL
+     ORDER BY fetch_date DESC
      LIMIT 2""")
+# A batch's or a mentor's students are a few hundred index probes: parallel workers only add
+# start-up cost (measured: 18 ms → 3 ms for a 250-student batch on the 100k demo).
+_NO_PARALLEL = text("SET LOCAL max_parallel_workers_per_gather = 0")
 
 _ATTEMPT_SUMMARY = text("""
     SELECT count(*) AS attempts, avg(percentage) AS average, max(date) AS last_at,
@@ -124,13 +129,15 @@ _MENTOR_STUDENTS = """
                rec.recent_average - rec.previous_average AS score_change
           FROM mine m
           LEFT JOIN LATERAL (
-              SELECT x.current_streak, x.highest_streak, x.total_videos_watched,
-                     x.total_exams_taken,
-                     lead(x.current_streak) OVER (
-                         ORDER BY x.fetch_date DESC NULLS LAST, x.id DESC) AS previous_streak
-                FROM student_activities x
-               WHERE x.student_id = m.id::text
-               ORDER BY x.fetch_date DESC NULLS LAST, x.id DESC LIMIT 1) act ON true
+              SELECT y.current_streak, y.highest_streak, y.total_videos_watched,
+                     y.total_exams_taken,
+                     lead(y.current_streak) OVER (ORDER BY y.fetch_date DESC) AS previous_streak
+                FROM (SELECT x.current_streak, x.highest_streak, x.total_videos_watched,
+                             x.total_exams_taken, x.fetch_date
+                        FROM student_activities x
+                       WHERE x.student_id = m.id::text AND x.fetch_date IS NOT NULL
+                       ORDER BY x.fetch_date DESC LIMIT 2) y
+               ORDER BY y.fetch_date DESC LIMIT 1) act ON true
           LEFT JOIN LATERAL (
               SELECT count(*) AS attempts, avg(a.percentage) AS average, max(a.date) AS last_at
                 FROM attempts a WHERE a.user_id = m.id) sc ON true
@@ -277,6 +284,7 @@ def fetch_batch(engine: Engine, batch_id: int) -> dict | None:
         batch = conn.execute(_BATCH, {"batch": batch_id}).mappings().first()
         if batch is None:
             return None
+        conn.execute(_NO_PARALLEL)
         ranks = conn.execute(_BATCH_RANKS, {"batch": batch_id}).all()
     return {"id": batch["id"], "name": batch["name"], "course_id": batch["course_id"],
             "course_name": batch["course_name"], "size": len(ranks),
@@ -332,6 +340,7 @@ def fetch_mentor_students(engine: Engine, mentor_id: int, *, sort: str, descendi
     order = f"{MENTOR_SORTS[sort]} {'DESC' if descending else 'ASC'}"
     statement = text(_MENTOR_STUDENTS.format(order=order))
     with lms_query(engine, "context_mentor_students") as conn:
+        conn.execute(_NO_PARALLEL)
         rows = conn.execute(statement, {"mentor": mentor_id, "limit": limit,
                                         "offset": offset}).mappings().all()
     total = rows[0]["total_count"] if rows else None

@@ -1,14 +1,15 @@
 """Fixtures of the context API tests: a clean cache and breaker per test, LMS facts the tests
-compare against, and bearer tokens honouring the RFC 6750 contract of
-``idp.oidc.resource.validate_bearer``."""
+compare against, and real bearer tokens from the bridge's OIDC provider."""
 
 from __future__ import annotations
+
+import base64
 
 import pytest
 from sqlalchemy import text
 
-from idp.oidc import resource
-from idp.oidc.resource import BearerError, BearerGrant
+from idp.extensions import db
+from idp.oidc.clients import create_client
 
 
 @pytest.fixture(autouse=True)
@@ -42,36 +43,30 @@ def lms_facts(app):
             "mentor1_students": mentor1_students, "max_student": max_student}
 
 
+def register_client(app, name: str, **options) -> tuple[str, str | None]:
+    """Register an OIDC client the way ``flask oidc add-client`` does; (client_id, secret)."""
+    with app.app_context():
+        new = create_client(name=name, **options)
+        db.session.commit()
+        return new.client.client_id, new.secret
+
+
+def basic_auth(client_id: str, secret: str) -> dict:
+    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
 @pytest.fixture
-def contract_bearer(monkeypatch):
-    """Bearer tokens per the contract of ``validate_bearer`` (RFC 6750): the test registers
-    ``token → BearerGrant``; unknown tokens get 401 invalid_token, a grant without the scope
-    403 insufficient_scope. Only the result of validate_bearer is replaced."""
-    grants: dict[str, BearerGrant | BearerError] = {}
-
-    def validate(header: str | None, required_scope: str) -> BearerGrant:
-        scheme, _, token = (header or "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise BearerError(401, "invalid_token", "malformed Authorization header")
-        grant = grants.get(token)
-        if grant is None:
-            raise BearerError(401, "invalid_token", "unknown token")
-        if isinstance(grant, BearerError):
-            raise grant
-        if required_scope not in grant.scopes:
-            raise BearerError(403, "insufficient_scope", f"the token lacks {required_scope}")
-        return grant
-
-    monkeypatch.setattr(resource, "validate_bearer", validate)
-
-    def issue(token: str, subject: str | None, scopes=("lms.context",),
-              client_id: str = "agent") -> dict:
-        grants[token] = BearerGrant(client_id, frozenset(scopes), subject)
-        return {"Authorization": f"Bearer {token}"}
-
-    def refuse(token: str, description: str) -> dict:
-        grants[token] = BearerError(401, "invalid_token", description)
-        return {"Authorization": f"Bearer {token}"}
-
-    issue.refuse = refuse
-    return issue
+def service_token(app, client) -> dict:
+    """A real client-credentials token (RFC 6749 §4.4) with scope lms.context from the
+    bridge's own token endpoint; ``["headers"]`` is ready to send."""
+    client_id, secret = register_client(app, "ai-agent", redirect_uris=[],
+                                        grant_types=["client_credentials"],
+                                        scopes=["lms.context"])
+    response = client.post("/oauth/token", headers=basic_auth(client_id, secret),
+                           data={"grant_type": "client_credentials", "scope": "lms.context"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    token = response.json
+    token.update(client=(client_id, secret),
+                 headers={"Authorization": f"Bearer {token['access_token']}"})
+    return token

@@ -4,6 +4,8 @@ that stops hammering a dead database."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from sqlalchemy import event
 
@@ -136,8 +138,8 @@ def kill_lms(app, service):
     service.directory = real
 
 
-def test_lms_down_answers_from_cache_marked_stale_with_age(client, contract_bearer, kill_lms):
-    headers = contract_bearer("svc", None)
+def test_lms_down_answers_from_cache_marked_stale_with_age(client, service_token, kill_lms):
+    headers = service_token["headers"]
     fresh = client.get(PROFILE.format(1), headers=headers).json
     assert fresh["stale"] is False and fresh["age_seconds"] == 0
     kill_lms()
@@ -150,24 +152,29 @@ def test_lms_down_answers_from_cache_marked_stale_with_age(client, contract_bear
     assert body["performance_metrics"] == fresh["performance_metrics"]
 
 
-def test_lms_down_without_cache_is_503_json(client, contract_bearer, kill_lms):
+def test_lms_down_without_cache_is_503_json(client, service_token, kill_lms):
     kill_lms()
-    response = client.get(PROFILE.format(1), headers=contract_bearer("svc", None))
+    response = client.get(PROFILE.format(1), headers=service_token["headers"])
     assert response.status_code == 503
     assert response.json["error"] == "temporarily_unavailable"
     assert response.headers["Retry-After"] == "30"
 
 
-def test_stale_copies_have_a_maximum_age(client, contract_bearer, kill_lms, service):
-    headers = contract_bearer("svc", None)
+def test_stale_copies_have_a_maximum_age(client, service_token, kill_lms, service,
+                                        monkeypatch):
+    monkeypatch.setattr(service, "settings", dataclasses.replace(service.settings,
+                                                                 stale_max_age=400))
+    headers = service_token["headers"]
     client.get(PROFILE.format(1), headers=headers)
     kill_lms()
-    clock.advance(service.settings.stale_max_age + 1)
+    clock.advance(350)  # past the profile TTL (300 s): served stale
+    assert client.get(PROFILE.format(1), headers=headers).json["stale"] is True
+    clock.advance(51)   # past the stale maximum age (400 s)
     assert client.get(PROFILE.format(1), headers=headers).status_code == 503
 
 
-def test_breaker_stops_hammering_a_dead_lms(client, contract_bearer, kill_lms, service):
-    headers = contract_bearer("svc", None)
+def test_breaker_stops_hammering_a_dead_lms(client, service_token, kill_lms, service):
+    headers = service_token["headers"]
     attempts = kill_lms()
     threshold = service.settings.breaker_failures
     for _ in range(threshold + 5):
@@ -193,21 +200,25 @@ def test_signed_in_mentor_is_served_stale_when_lms_is_down(client, kill_lms):
     assert body["stale"] is True
 
 
-def test_app_started_with_a_dead_lms_answers_503_json(make_app, contract_bearer):
+def test_app_started_with_a_dead_lms_answers_503(make_app, client, service_token):
     dead = make_app(LMS_DATABASE_URL=DEAD_LMS)
-    client = dead.test_client()
-    response = client.get(PROFILE.format(1), headers=contract_bearer("svc", None))
+    dead_client = dead.test_client()
+    response = dead_client.get(PROFILE.format(1), headers=service_token["headers"])
     assert response.status_code == 503 and response.json["error"] == "temporarily_unavailable"
-    page = client.get("/mentor/students/1", headers=contract_bearer("svc", None))
-    assert page.status_code == 302  # pages need a session; signing in needs the LMS
+    client_login(client, "mentor1")  # same bridge database and secret: the session is valid
+    dead_client.set_cookie("idp_session", client.get_cookie("idp_session").value)
+    response = dead_client.get(PROFILE.format(1))
+    assert response.status_code == 503 and response.json["error"] == "temporarily_unavailable"
+    page = dead_client.get("/mentor/students/1")
+    assert page.status_code == 503 and "Temporarily unavailable" in page.get_data(as_text=True)
 
 
 # -- invalidation -------------------------------------------------------------------------
 
-def test_person_changed_drops_cached_context(client, contract_bearer, lms_admin):
+def test_person_changed_drops_cached_context(client, service_token, lms_admin):
     from idp.events import person_changed
 
-    headers = contract_bearer("svc", None)
+    headers = service_token["headers"]
     before = client.get(PROFILE.format(1), headers=headers).json
     with lms_admin.cursor() as cur:
         cur.execute("UPDATE students SET display_name = 'Renamed Person' WHERE id = 1")
@@ -218,10 +229,10 @@ def test_person_changed_drops_cached_context(client, contract_bearer, lms_admin)
     assert after["student"]["display_name"] == "Renamed Person"
 
 
-def test_deprovisioned_person_leaves_no_stale_copy(app, client, contract_bearer, kill_lms):
+def test_deprovisioned_person_leaves_no_stale_copy(app, client, service_token, kill_lms):
     from idp.events import person_deprovisioned
 
-    headers = contract_bearer("svc", None)
+    headers = service_token["headers"]
     client.get(PROFILE.format(1), headers=headers)
     with app.app_context():
         person_deprovisioned.send("provisioning", subject="student:1")
@@ -229,10 +240,10 @@ def test_deprovisioned_person_leaves_no_stale_copy(app, client, contract_bearer,
     assert client.get(PROFILE.format(1), headers=headers).status_code == 503
 
 
-def test_mentor_change_drops_their_list(client, contract_bearer, service):
+def test_mentor_change_drops_their_list(client, service_token, service):
     from idp.events import person_changed
 
-    headers = contract_bearer("svc", None)
+    headers = service_token["headers"]
     client.get("/api/v1/lms/mentors/1/students", headers=headers)
     assert service.cache.size()["mentor_students"] == 1
     person_changed.send("provisioning", subject="student:1")  # one of mentor 1's students
