@@ -112,8 +112,9 @@ def main() -> int:
 
 
 def extra_processes(flask: list[str], env: dict) -> list[list[str]]:
-    """Companion processes (the provisioning worker joins here once it exists)."""
-    return []
+    """Companion processes: the provisioning worker (plan-only while no Zulip is configured,
+    i.e. without ZULIP_URL; docs/provisioning.md)."""
+    return [[*flask, "provision", "run"]]
 
 
 if __name__ == "__main__":
