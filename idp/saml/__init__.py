@@ -1,12 +1,14 @@
 """Feature package: SAML 2.0 identity provider for Zulip (SAML core, bindings, profiles,
 metadata). ``init_app`` reads the SAML settings, registers the blueprint (CSRF-exempt: SAML
 messages arrive as cross-site POSTs), the ``saml`` and ``zulip saml-settings`` commands, the
-Single Logout hook on bridge ``/logout`` and the "Open Zulip" start link."""
+Single Logout hook on bridge ``/logout``, the ``person_deprovisioned`` receiver and the "Open
+Zulip" start link."""
 
 from __future__ import annotations
 
 from flask import Flask, url_for
 
+from ..events import person_deprovisioned
 from ..extensions import csrf
 from ..navigation import StartLink, add_start_link
 
@@ -15,6 +17,7 @@ def init_app(app: Flask) -> None:
     """Register blueprints, CLI commands and the logout and start-page hooks of SAML."""
     from . import models  # noqa: F401  (registers the tables)
     from .cli import saml_cli
+    from .housekeeping import end_logins
     from .registry import first_sp
     from .settings import load_saml_settings
     from .slo import logout_handler
@@ -28,6 +31,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.cli.add_command(saml_cli)
     app.extensions["logout_handlers"].append(logout_handler)
+    person_deprovisioned.connect(end_logins, weak=False)
 
     def open_zulip_url() -> str:
         sp = first_sp()

@@ -121,6 +121,18 @@ def remove_sp_command(entity_id):
     click.echo(f"removed SP {entity_id}")
 
 
+@saml_cli.command("prune")
+def prune_command():
+    """Delete expired pending requests and logout chains, and old SAML login rows."""
+    from flask import current_app
+
+    from .housekeeping import prune
+
+    counts = prune(current_app.config["IDP"].session_lifetime)
+    db.session.commit()
+    click.echo("pruned " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+
+
 def _py(value, indent: int = 0) -> str:
     """A Python literal for settings.py, one key per line."""
     pad = " " * indent

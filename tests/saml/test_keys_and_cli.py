@@ -173,3 +173,28 @@ def test_zulip_saml_settings_needs_a_registered_sp(app, tmp_path):
                                                 str(tmp_path / "x.crt")])
     assert result.exit_code != 0 and "register Zulip first" in result.output
 
+
+
+def test_prune_and_deprovisioning(app, live_server, zulip):
+    import datetime as dt
+
+    from idp import clock
+    from idp.events import person_deprovisioned
+    from idp.saml.models import PendingAuthnRequest, SamlLogin
+
+    session = http_login(live_server, "student1")
+    answer = session.get(live_server + "/saml/sso/init?" + urlencode({"sp": ZULIP_ENTITY_ID}))
+    assert posted_form(answer.text)
+    requests.get(zulip.login_url(), allow_redirects=False)  # pending, never answered
+    with app.app_context():
+        person_deprovisioned.send("test", subject="student:1")
+        assert db.session.query(SamlLogin).filter(SamlLogin.ended_at.is_(None)).count() == 0
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["saml", "prune"])
+    assert result.exit_code == 0 and "0 pending requests" in result.output
+    clock.advance(dt.timedelta(days=8).total_seconds())
+    result = runner.invoke(args=["saml", "prune"])
+    assert "1 pending requests" in result.output and "1 SAML logins" in result.output
+    with app.app_context():
+        assert db.session.query(PendingAuthnRequest).count() == 0
+        assert db.session.query(SamlLogin).count() == 0
