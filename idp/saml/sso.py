@@ -236,6 +236,9 @@ def issue_assertion(settings: SamlSettings, sp: SPView, person: Person,
                     relay_state: str | None, flow: str) -> PostToAcs:
     """Sign a Response for ``person`` (already checked active in the LMS) and record the login
     for Single Logout; commits."""
+    if not person.email or "@" not in person.email:
+        raise SsoRefused("Your LMS account has no email address, which the service needs to "
+                         "know you. Ask the LMS staff to add one.", reason="person without email")
     now = clock.now()
     session_index = "_" + secrets.token_hex(16)
     facts = AssertionFacts(

@@ -292,3 +292,21 @@ def _sp_keypair() -> tuple[str, str]:
             key.private_bytes(serialization.Encoding.PEM,
                               serialization.PrivateFormat.TraditionalOpenSSL,
                               serialization.NoEncryption()).decode())
+
+
+def test_relay_state_too_long(app, live_server, zulip_registered):
+    xml = _authn_request(live_server)
+    _refused(_get(live_server, SAMLRequest=_deflate(xml), RelayState="r" * 1025),
+             "RelayState is longer")
+    _nothing_stored(app)
+
+
+def test_person_without_email_gets_no_assertion(app, live_server, zulip_registered,
+                                                lms_admin):
+    session = http_login(live_server, "student4")
+    with lms_admin.cursor() as cur:
+        cur.execute("UPDATE students SET email = '' WHERE id = 4")
+    response = session.get(live_server + "/saml/sso/init?" + urlencode(
+        {"sp": ZULIP_ENTITY_ID, "subdomain": ""}), allow_redirects=False)
+    _refused(response, "no email address")
+    _nothing_stored(app)

@@ -227,3 +227,26 @@ def test_logout_response_for_another_request_is_refused(app, live_server, zulip)
         {"SAMLResponse": encoded, "RelayState": query["RelayState"][0]}),
         allow_redirects=False)
     assert response.status_code == 400 and "does not answer" in response.text
+
+
+def test_sp_answering_logout_with_an_error_still_ends_the_chain(app, live_server, zulip):
+    from idp import clock
+    from idp.saml.codec import encode_redirect
+    from idp.saml.messages import build_logout_response
+
+    session = http_login(live_server, "student1")
+    _login_at(zulip, session, "student1@example.edu")
+    location = _bridge_logout(session, live_server).headers["Location"]
+    query = parse_qs(urlsplit(location).query)
+    request_id = re.search(rb'ID="([^"]+)"', _inflate(query["SAMLRequest"][0])).group(1)
+    xml = build_logout_response(issuer=zulip.entity_id, destination=live_server + "/saml/slo",
+                                in_response_to=request_id.decode(),
+                                code="urn:oasis:names:tc:SAML:2.0:status:Responder",
+                                now=clock.now())
+    response = session.get(live_server + "/saml/slo?" + urlencode(
+        {"SAMLResponse": encode_redirect(xml), "RelayState": query["RelayState"][0]}),
+        allow_redirects=False)
+    assert response.status_code == 302 and response.headers["Location"].endswith("/logout")
+    assert not _signed_in(session, live_server)
+    with app.app_context():
+        assert db.session.query(LogoutChain).count() == 0
