@@ -37,7 +37,7 @@ from .messages import build_logout_request, build_logout_response, new_id
 from .metrics import SAML_LOGOUTS
 from .models import LogoutChain, SamlLogin, ServiceProvider
 from .registry import get_sp
-from .settings import SamlSettings
+from .settings import SamlSettings, get_saml_settings
 from .signing import SignatureError, sign_redirect, verify_redirect
 from .sso import MAX_RELAY_STATE
 
@@ -172,8 +172,6 @@ def logout_handler(closed: LoginSession | None) -> str | None:
     """``logout_handlers`` hook: start the chain through the SPs this session signed into."""
     if closed is None:
         return None
-    from .settings import get_saml_settings
-
     live = db.session.execute(select(SamlLogin.id).where(
         SamlLogin.login_session_id == closed.id, SamlLogin.ended_at.is_(None)).limit(1)).first()
     if live is None:
