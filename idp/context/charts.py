@@ -8,6 +8,7 @@ SVG to the width of the screen.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -30,7 +31,7 @@ class LineChart:
     path: str
     points: list[Point]
     grid: list[tuple[float, str]]       # (y, label) for 0, 25, 50, 75, 100
-    x_labels: list[tuple[float, str]]
+    x_labels: list[tuple[float, str, str]]   # (x, label, text-anchor)
 
     @property
     def empty(self) -> bool:
@@ -75,8 +76,11 @@ def line_chart(series: list[tuple[str, float | None]], *, width: int = 640,
     path = " ".join(f"{'M' if i == 0 else 'L'}{p.x},{p.y}" for i, p in enumerate(points))
     grid = [(round(bottom - (bottom - top) * v / 100, 1), str(v)) for v in (0, 25, 50, 75, 100)]
     every = max(1, len(points) // 6)
-    x_labels = [(p.x, p.label) for i, p in enumerate(points)
-                if i % every == 0 or i == len(points) - 1]
+    shown = [i for i in range(len(points)) if i % every == 0 or i == len(points) - 1]
+    x_labels = [(points[i].x, points[i].label,
+                 "start" if i == 0 and len(points) > 1 else
+                 "end" if i == len(points) - 1 and len(points) > 1 else "middle")
+                for i in shown]
     return LineChart(width, height, left, right, top, bottom, path, points, grid, x_labels)
 
 
@@ -91,6 +95,10 @@ def bar_chart(items: list[tuple[str, float | None, str]], *, width: int = 640,
         w = 0.0 if value is None else plot * max(0.0, min(maximum, value)) / maximum
         bars.append(Bar(y, round(w, 1), label, value, round(label_width + w + 6, 1), css))
     height = 8 + len(items) * (bar_height + gap) + 16
-    ticks = (0, 0.25, 0.5, 0.75, 1.0)
-    grid = [(round(label_width + plot * t, 1), f"{maximum * t:g}") for t in ticks]
+    if maximum == 100.0:
+        values = [0.0, 25.0, 50.0, 75.0, 100.0]
+    else:  # counts: whole-number ticks only
+        step = max(1, math.ceil(maximum / 4))
+        values = [float(v) for v in range(0, int(maximum) + 1, step)]
+    grid = [(round(label_width + plot * v / maximum, 1), f"{v:g}") for v in values]
     return BarChart(width, height, label_width, bar_height, bars, grid)
