@@ -23,8 +23,14 @@ from ..keys import get_keystore
 from ..lms.directory import get_directory
 from .claims import person_claims
 from .credentials import digest
-from .models import USER_SCOPES, OIDCAuthorizationCode, OIDCToken
-from .tokens import MAX_TOKEN_CHARS, find_by_refresh_token, refresh_token_active, revoke_family
+from .models import USER_SCOPES, OIDCAuthorizationCode
+from .tokens import (
+    MAX_TOKEN_CHARS,
+    SpentRefreshToken,
+    find_by_refresh_token,
+    revoke_family,
+    spend_refresh_token,
+)
 
 CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "none"]
 _RSA_KEYS: dict[str, RSAKey] = {}
@@ -86,19 +92,19 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
     INCLUDE_NEW_REFRESH_TOKEN = True
 
-    def authenticate_refresh_token(self, refresh_token: str) -> OIDCToken | None:
-        row = find_by_refresh_token(refresh_token, lock=True)
-        if row is None:
-            return None
-        if row.refresh_used_at is not None:
-            revoked = revoke_family(row.family_id)
-            record("oidc_refresh_reuse", "revoked", subject=row.subject,
-                   client_id=row.client_id, tokens=revoked)
+    def authenticate_refresh_token(self, refresh_token: str) -> SpentRefreshToken | None:
+        row = spend_refresh_token(refresh_token)
+        if row is not None:
+            return row
+        spent = find_by_refresh_token(refresh_token)
+        if spent is not None and spent.refresh_used_at is not None:
+            revoked = revoke_family(spent.family_id)
+            record("oidc_refresh_reuse", "revoked", subject=spent.subject,
+                   client_id=spent.client_id, tokens=revoked)
             db.session.commit()
-            return None
-        return row if refresh_token_active(row) else None
+        return None
 
-    def authenticate_user(self, refresh_token: OIDCToken):
+    def authenticate_user(self, refresh_token: SpentRefreshToken):
         person = get_directory().get_active(refresh_token.subject) \
             if refresh_token.subject else None
         if person is None:
@@ -107,8 +113,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             raise InvalidGrantError("The person is no longer active in the LMS.")
         return person
 
-    def revoke_old_credential(self, refresh_token: OIDCToken) -> None:
-        refresh_token.refresh_used_at = clock.timestamp()
+    def revoke_old_credential(self, refresh_token: SpentRefreshToken) -> None:
+        """Already spent by :func:`spend_refresh_token` in the same transaction."""
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):

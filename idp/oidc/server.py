@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from flask import Flask, current_app
+from sqlalchemy import text
 
 from ..extensions import db
 from .credentials import new_token
@@ -34,10 +35,19 @@ class OIDCState:
     server: AuthorizationServer
 
 
+_CLIENT = text("""
+    SELECT client_id, name, secret_hash, public, trusted, resource_server, redirect_uris,
+           post_logout_redirect_uris, scopes, grant_types, created_at
+      FROM oidc_clients WHERE client_id = :client_id""")
+
+
 def query_client(client_id: str | None) -> OIDCClient | None:
+    """The registered client, as a detached read-only object (one pre-built query: every
+    token request asks)."""
     if not client_id or len(client_id) > MAX_CLIENT_ID_CHARS:
         return None
-    return db.session.get(OIDCClient, client_id)
+    row = db.session.execute(_CLIENT, {"client_id": client_id}).mappings().first()
+    return OIDCClient(**row) if row is not None else None
 
 
 def save_token(token: dict, request) -> None:

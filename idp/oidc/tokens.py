@@ -6,8 +6,10 @@ descended from one authorization code share a ``family_id``. The callers commit.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from .. import clock
 from ..extensions import db
@@ -21,20 +23,48 @@ def settings():
     return current_app.extensions["oidc"].settings
 
 
+_INSERT_TOKEN = text("""
+    INSERT INTO oidc_tokens (client_id, subject, scope, access_token_hash, refresh_token_hash,
+                             family_id, auth_time, issued_at, expires_in, refresh_expires_at)
+    VALUES (:client_id, :subject, :scope, :access, :refresh, :family, :auth_time, :now,
+            :expires_in, :refresh_expires_at)""")
+_SPEND_REFRESH = text("""
+    UPDATE oidc_tokens SET refresh_used_at = :now
+     WHERE refresh_token_hash = :hash AND refresh_used_at IS NULL AND revoked_at IS NULL
+       AND refresh_expires_at > :now
+    RETURNING client_id, subject, scope, family_id, auth_time""")
+
+
+@dataclass(frozen=True)
+class SpentRefreshToken:
+    """The row a refresh request just rotated (what the refresh grant and save_token need)."""
+
+    client_id: str
+    subject: str | None
+    scope: str
+    family_id: str
+    auth_time: int | None
+
+    def check_client(self, client) -> bool:
+        return self.client_id == client.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
+
 def store_token(token: dict, *, client_id: str, subject: str | None, family_id: str,
-                auth_time: int | None) -> OIDCToken:
-    """Add the row for a freshly generated token response (the caller commits)."""
+                auth_time: int | None) -> None:
+    """Insert the row for a freshly generated token response (the caller commits). One
+    pre-built statement: this is the token endpoint's hot path."""
     now = clock.timestamp()
     refresh = token.get("refresh_token")
-    row = OIDCToken(
-        client_id=client_id, subject=subject, scope=token.get("scope", ""),
-        access_token_hash=digest(token["access_token"]),
-        refresh_token_hash=digest(refresh) if refresh else None,
-        family_id=family_id, auth_time=auth_time, issued_at=now,
-        expires_in=int(token.get("expires_in", settings().access_token_lifetime)),
-        refresh_expires_at=now + settings().refresh_token_lifetime if refresh else None)
-    db.session.add(row)
-    return row
+    db.session.execute(_INSERT_TOKEN, {
+        "client_id": client_id, "subject": subject, "scope": token.get("scope", ""),
+        "access": digest(token["access_token"]),
+        "refresh": digest(refresh) if refresh else None, "family": family_id,
+        "auth_time": auth_time, "now": now,
+        "expires_in": int(token.get("expires_in", settings().access_token_lifetime)),
+        "refresh_expires_at": now + settings().refresh_token_lifetime if refresh else None})
 
 
 def new_family_id() -> str:
@@ -55,6 +85,17 @@ def find_by_refresh_token(value: str, *, lock: bool = False) -> OIDCToken | None
     if lock:
         query = query.with_for_update()
     return db.session.execute(query).scalar_one_or_none()
+
+
+def spend_refresh_token(value: str) -> SpentRefreshToken | None:
+    """Mark a usable refresh token used and return its row, in one statement (RFC 9700
+    §4.14.2 rotation). None when it is unknown, spent, revoked or expired; a concurrent
+    request for the same token waits on the row lock and then finds it spent."""
+    if not value or len(value) > MAX_TOKEN_CHARS:
+        return None
+    row = db.session.execute(_SPEND_REFRESH, {"now": clock.timestamp(),
+                                              "hash": digest(value)}).first()
+    return SpentRefreshToken(*row) if row is not None else None
 
 
 def access_token_active(row: OIDCToken) -> bool:

@@ -317,7 +317,7 @@ def _check_machine_request() -> Response | None:
                                                                       "too large."}, 413)
     try:
         check_basic_auth(request.headers.get("Authorization"))
-        check_values(MultiDict(list(request.form.items(multi=True))), opaque=frozenset())
+        check_values(request.form, opaque=frozenset())
         check_values(request.args, opaque=frozenset())
     except ParamProblem as problem:
         headers = {"WWW-Authenticate": 'Basic realm="bridge"'} if problem.status == 401 \
