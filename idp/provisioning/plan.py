@@ -47,6 +47,7 @@ class Plan:
     people_seen: int = 0
     managed: int = 0  # active accounts in the ledger
     refused: str | None = None
+    full_snapshot: bool = True  # False for a targeted (NOTIFY) diff
 
     @property
     def deactivations(self) -> int:
@@ -111,7 +112,7 @@ def plan_changes(people: Iterable[Person], ledger: dict[str, LedgerEntry],
     """Diff ``people`` with ``ledger``. With ``full_snapshot`` every ledger subject absent from
     ``people`` is read as removed from the LMS; otherwise (a targeted check) only the given
     people are considered. ``ledger`` is not modified."""
-    plan = Plan(managed=sum(1 for e in ledger.values() if e.active))
+    plan = Plan(managed=sum(1 for e in ledger.values() if e.active), full_snapshot=full_snapshot)
     seen: set[str] = set()
     for person in people:
         plan.people_seen += 1
@@ -130,12 +131,14 @@ def plan_changes(people: Iterable[Person], ledger: dict[str, LedgerEntry],
     return plan
 
 
-def guard(plan: Plan, *, max_percent: float, max_count: int) -> str | None:
+def guard(plan: Plan, *, max_percent: float, max_count: int, recent: int = 0) -> str | None:
     """Why the plan must be held for approval, or None: more than ``max_count``
-    deactivations, or more than ``max_percent`` % of the managed active accounts."""
-    count = plan.deactivations
-    if count == 0:
+    deactivations, or more than ``max_percent`` % of the managed active accounts. ``recent``
+    adds deactivations just applied by other targeted runs, so a mass change arriving as many
+    small NOTIFY batches is held like one big run."""
+    if plan.deactivations == 0:
         return None
+    count = plan.deactivations + recent
     if count > max_count:
         return f"{count} deactivations exceed PROVISION_GUARD_MAX={max_count}"
     if plan.managed and count * 100.0 > max_percent * plan.managed:

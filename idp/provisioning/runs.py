@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from .. import audit, clock
-from ..events import person_deprovisioned
+from ..events import person_changed, person_deprovisioned
 from .ledger import commit_to_ledger
 from .metrics import ACTIONS, HELD_RUNS, RUNS
 from .models import LedgerAccount, OutboxAction, ProvisionRun
@@ -43,8 +43,13 @@ def _held_actions(session: Session, run_id: int) -> list[PlannedAction]:
 
 
 def record_plan(session: Session, plan: Plan, settings: ProvisionSettings, *, trigger: str,
-                changed_at: dict[str, dt.datetime] | None = None) -> ProvisionRun | None:
-    """Store ``plan`` (commits). Returns the run, or None when the plan was empty."""
+                changed_at: dict[str, dt.datetime] | None = None,
+                recent_deactivations: int = 0) -> ProvisionRun | None:
+    """Store ``plan`` (commits). Returns the run, or None when the plan was empty.
+
+    Only a full snapshot supersedes a held run: it has seen everybody, so if it no longer
+    plans the held deactivations, the LMS has recovered and the held run must not be approved.
+    """
     now = clock.now()
     changed_at = changed_at or {}
     if plan.refused:
@@ -58,13 +63,17 @@ def record_plan(session: Session, plan: Plan, settings: ProvisionSettings, *, tr
         log.error("provisioning run refused: %s", plan.refused)
         return run
     if not plan.actions:
+        if plan.full_snapshot:
+            _supersede_held(session, now)
         _touch_empty_run(session, plan, trigger, now)
         session.commit()
         return None
-    held_reason = guard(plan, max_percent=settings.guard_percent, max_count=settings.guard_max)
+    held_reason = guard(plan, max_percent=settings.guard_percent, max_count=settings.guard_max,
+                        recent=recent_deactivations)
     if held_reason:
         return _hold(session, plan, trigger, held_reason, now)
-    _supersede_held(session, now)
+    if plan.full_snapshot:
+        _supersede_held(session, now)
     run = ProvisionRun(started_at=now, trigger=trigger, status="applied",
                        people_seen=plan.people_seen, managed=plan.managed,
                        deactivations=plan.deactivations, counts=plan.counts())
@@ -101,9 +110,23 @@ def _enqueue(session: Session, run: ProvisionRun, actions: list[PlannedAction],
 
 
 def _after_commit(actions: list[PlannedAction]) -> None:
+    """Local revocation at once, without waiting for Zulip; caches drop changed people."""
+    changed = set()
     for action in actions:
         if action.action == "deactivate":
             person_deprovisioned.send(__name__, subject=action.subject)
+        elif action.subject not in changed:
+            changed.add(action.subject)
+            person_changed.send(__name__, subject=action.subject)
+
+
+def recent_targeted_deactivations(session: Session, seconds: float) -> int:
+    """Deactivations applied by NOTIFY runs in the last ``seconds`` (the guard's window)."""
+    since = clock.now() - dt.timedelta(seconds=seconds)
+    return session.scalar(select(func.coalesce(func.sum(ProvisionRun.deactivations), 0))
+                          .where(ProvisionRun.trigger == "notify",
+                                 ProvisionRun.status == "applied",
+                                 ProvisionRun.started_at >= since)) or 0
 
 
 def _hold(session: Session, plan: Plan, trigger: str, reason: str,
@@ -114,7 +137,8 @@ def _hold(session: Session, plan: Plan, trigger: str, reason: str,
             == sorted(a.key() for a in plan.actions):
         session.commit()
         return current  # the same situation: keep the run the operator may be looking at
-    _supersede_held(session, now)
+    if plan.full_snapshot:
+        _supersede_held(session, now)
     run = ProvisionRun(started_at=now, trigger=trigger, status="held",
                        people_seen=plan.people_seen, managed=plan.managed,
                        deactivations=plan.deactivations, counts=plan.counts(), reason=reason)

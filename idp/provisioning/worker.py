@@ -29,12 +29,13 @@ from .ledger import load_ledger
 from .metrics import LEADER
 from .notify import Change, LmsListener
 from .plan import Plan, PlanOptions, person_actions, plan_changes
-from .runs import record_failure, record_plan
+from .runs import recent_targeted_deactivations, record_failure, record_plan
 from .settings import ProvisionSettings
 from .targets.base import TargetError, ZulipTarget
 
 log = logging.getLogger(__name__)
 TARGETED_LIMIT = 500  # more notified people than this at once: read the whole snapshot
+GUARD_WINDOW = 300.0  # seconds of NOTIFY deactivations the guard adds up
 
 
 class DeliveryLock:
@@ -139,7 +140,9 @@ class Provisioner:
             log.error("LMS unreadable, nothing planned: %s", exc)
             record_failure(self.session, trigger, str(exc))
             return None
-        record_plan(self.session, plan, self.settings, trigger=trigger)
+        recent = recent_targeted_deactivations(self.session, GUARD_WINDOW)
+        record_plan(self.session, plan, self.settings, trigger=trigger,
+                    recent_deactivations=recent)
         return plan
 
     def on_changes(self, changes: list[Change]) -> None:
@@ -157,7 +160,9 @@ class Provisioner:
         for change in changes:
             if change.at is not None:
                 changed_at.setdefault(change.subject, change.at)
-        record_plan(self.session, plan, self.settings, trigger="notify", changed_at=changed_at)
+        recent = recent_targeted_deactivations(self.session, GUARD_WINDOW)
+        record_plan(self.session, plan, self.settings, trigger="notify", changed_at=changed_at,
+                    recent_deactivations=recent)
 
     def adopt(self) -> int:
         try:
@@ -202,6 +207,10 @@ class Provisioner:
                 self.session.rollback()
                 log.error("bridge database error in the provisioning worker: %s",
                           type(exc).__name__)
+                stop.wait(min(self.settings.interval, 5.0))
+            except Exception:  # noqa: BLE001 - keep the worker alive; the outbox keeps the work
+                self.session.rollback()
+                log.exception("unexpected error in the provisioning worker; retrying")
                 stop.wait(min(self.settings.interval, 5.0))
         if self.listener is not None:
             self.listener.close()

@@ -14,14 +14,14 @@ def _sql(lms_admin, statement: str) -> None:
         cur.execute(statement)
 
 
-def _drain(application, rounds: int = 50):
+def _drain(application, rounds: int = 50, step: float = 1.0):
     """Deliver until nothing is pending, moving the clock past each backoff (bounded)."""
     worker = provisioner(application)
     for _ in range(rounds):
         worker.deliver_all()
         if not outbox("pending"):
             return
-        clock.advance(1.0)
+        clock.advance(step)
     raise AssertionError("outbox not drained")
 
 
@@ -47,20 +47,30 @@ def test_zulip_down_then_back(scim_app, realm, zulip, lms_admin):
         assert all(a.status == "done" for a in outbox())
 
 
-def test_server_errors_are_retried_with_backoff(scim_app, realm, lms_admin):
+def test_server_errors_are_retried_with_backoff(scim_app, make_app, scim_env, realm,
+                                                lms_admin):
     with scim_app.app_context():
         accounts = adopt_all(scim_app, realm)
+    patient = make_app(**{**scim_env, "PROVISION_RETRY_BASE": "10",
+                          "PROVISION_RETRY_MAX": "40"})
+    with patient.app_context():
         _sql(lms_admin, "UPDATE students SET is_active = false WHERE id = 1")
         realm.fail_next = [500, 502, 503]
-        worker = provisioner(scim_app)
+        worker = provisioner(patient)
         worker.poll()
         worker.deliver_all()
         action = outbox()[-1]
         assert action.status == "pending" and action.attempts == 1
         assert action.next_attempt_at > clock.now()  # backoff, not a busy loop
-        provisioner(scim_app).deliver_all()
+        assert 9 <= (action.next_attempt_at - clock.now()).total_seconds() <= 11
+        worker.deliver_all()
         assert outbox()[-1].attempts == 1  # not yet due
-        _drain(scim_app)
+        clock.advance(11)
+        worker.deliver_all()
+        action = outbox()[-1]
+        assert action.attempts == 2  # the second wait doubles
+        assert 18 <= (action.next_attempt_at - clock.now()).total_seconds() <= 22
+        _drain(patient, step=45)
         action = outbox()[-1]
         assert action.status == "done" and action.attempts == 4
         _deactivated_once(realm, accounts, ["student:1"])

@@ -123,3 +123,39 @@ def test_approve_errors_are_clear(scim_app):
     assert result.exit_code == 1 and "no provisioning run 999" in result.output
     result = scim_app.test_cli_runner().invoke(args=["provision", "approve", "abc"])
     assert result.exit_code == 2 and "not a valid integer" in result.output
+
+
+def test_held_run_superseded_when_the_lms_comes_back_whole(scim_app, realm, lms_admin):
+    with scim_app.app_context():
+        adopt_all(scim_app, realm)
+        _sql(lms_admin, "UPDATE students SET is_active = false WHERE id BETWEEN 6 AND 12")
+        provisioner(scim_app).apply_once()
+        held = runs()[-1]
+        assert held.status == "held"
+        _sql(lms_admin, "UPDATE students SET is_active = true WHERE id BETWEEN 6 AND 12")
+        provisioner(scim_app).apply_once()
+        db.session.expire_all()
+        assert db.session.get(type(held), held.id).status == "superseded"
+        assert realm.effects_of("deactivate") == []
+
+
+def test_many_small_notify_batches_add_up_in_the_guard(make_app, scim_app, scim_env, realm,
+                                                      lms_admin):
+    from idp.provisioning.notify import Change
+
+    with scim_app.app_context():
+        adopt_all(scim_app, realm)
+    strict = make_app(**scim_env, PROVISION_GUARD_MAX="2", PROVISION_GUARD_PERCENT="100")
+    _sql(lms_admin, "UPDATE students SET is_active = false WHERE id IN (1, 2, 3, 4)")
+    with strict.app_context():
+        worker = provisioner(strict)
+        for n in (1, 2):
+            worker.on_changes([Change(f"student:{n}", None)])
+        assert [r.status for r in runs()][-2:] == ["applied", "applied"]
+        worker.on_changes([Change("student:3", None)])
+        assert runs()[-1].status == "held" and runs()[-1].trigger == "notify"
+        # the next full snapshot counts the recent NOTIFY deactivations too
+        worker.poll()
+        assert runs()[-1].status == "held" and runs()[-1].trigger == "poll"
+        assert "3 deactivations exceed" in runs()[-1].reason or "4 deactivations" in \
+            runs()[-1].reason
