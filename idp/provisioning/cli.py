@@ -1,4 +1,5 @@
-"""``flask --app wsgi provision ...``: plan, run, apply --once, approve RUN_ID, status."""
+"""``flask --app wsgi provision ...``: plan, run, apply --once, approve RUN_ID, retry ACTION_ID,
+status."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ..extensions import db
 from ..lms.db import LMSUnavailable
 from ..lms.directory import get_directory
 from .plan import guard
-from .runs import ApprovalRefused, approve
+from .runs import ApprovalRefused, approve, retry_failed
 from .status import status_report
 from .targets import TargetError, build_target
 from .worker import Provisioner, snapshot_plan
@@ -132,6 +133,17 @@ def approve_command(run_id, by):
                f"actions are queued for delivery")
 
 
+@provision_cli.command("retry")
+@click.argument("action_id", type=int)
+def retry_command(action_id):
+    """Queue a failed action again, once its cause is fixed in Zulip."""
+    try:
+        action = retry_failed(db.session, action_id)
+    except ApprovalRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"action {action.id} ({action.action} of {action.subject}) queued again")
+
+
 @provision_cli.command("status")
 def status_command():
     """Last runs, pending, held, failures, lag."""
@@ -152,7 +164,8 @@ def status_command():
     if report.failures:
         click.echo("failures:")
         for action in report.failures:
-            click.echo(f"  #{action.id} {action.subject} {action.action}: {action.last_error}")
+            click.echo(f"  #{action.id} {action.subject} {action.action}: {action.last_error} "
+                       f"(flask --app wsgi provision retry {action.id})")
 
 
 def _seconds(value: float | None) -> str:

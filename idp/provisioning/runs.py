@@ -225,3 +225,23 @@ def deprovision_now(session: Session, subject: str, *, lms_confirms_gone: bool,
     session.commit()
     person_deprovisioned.send(__name__, subject=subject)
     return queued
+
+
+def retry_failed(session: Session, action_id: int) -> OutboxAction:
+    """Queue a failed action again (after its cause was fixed in Zulip). Only the person's
+    latest action can be retried, so an old change never overtakes a newer one."""
+    action = session.get(OutboxAction, action_id, with_for_update=True)
+    if action is None:
+        raise ApprovalRefused(f"no outbox action {action_id}")
+    if action.status != "failed":
+        raise ApprovalRefused(f"action {action_id} is {action.status}, not failed")
+    newer = session.scalar(select(func.count()).select_from(OutboxAction).where(
+        OutboxAction.subject == action.subject, OutboxAction.id > action.id,
+        OutboxAction.action == action.action, OutboxAction.status != "cancelled"))
+    if newer:
+        raise ApprovalRefused(f"action {action_id} has been overtaken by a newer "
+                              f"{action.action} of {action.subject}: nothing to retry")
+    action.status, action.attempts, action.next_attempt_at = "pending", 0, clock.now()
+    audit.record("provision.retry", "ok", subject=action.subject, action_id=action.id)
+    session.commit()
+    return action

@@ -99,6 +99,19 @@ def test_refused_action_is_recorded_and_does_not_block_the_next(scim_app, realm,
         failed = outbox("failed")
         assert [(a.subject, a.action) for a in failed] == [("student:1", "rename")]
         assert "409" in failed[0].last_error
+        runner = scim_app.test_cli_runner()
+        assert f"provision retry {failed[0].id}" in runner.invoke(
+            args=["provision", "status"]).output
+        taken = realm.by_email("taken@example.edu")
+        taken.email = "moved-away@example.edu"  # fixed in Zulip by an administrator
+        result = runner.invoke(args=["provision", "retry", str(failed[0].id)])
+        assert result.exit_code == 0, result.output
+        provisioner(scim_app).deliver_all()
+        assert accounts["student:1"].email == "taken@example.edu"
+        result = runner.invoke(args=["provision", "retry", str(failed[0].id)])
+        assert result.exit_code == 1 and "is done, not failed" in result.output
+        assert "no outbox action 999" in runner.invoke(args=["provision", "retry",
+                                                             "999"]).output
         _sql(lms_admin, "UPDATE students SET is_active = false WHERE id = 1")
         provisioner(scim_app).apply_once()
         _deactivated_once(realm, accounts, ["student:1"])
