@@ -12,12 +12,11 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 
-from ..audit import record
 from ..extensions import csrf, db
 from ..lms.db import LMSUnavailable
 from ..oidc.resource import BearerError
 from .access import SCOPE, NotAuthenticated, Viewer, current_viewer
-from .metrics import CONTEXT_READS
+from .audit import record_read
 from .openapi import openapi_document
 from .params import BadParameter, parse_id, parse_list_query
 from .service import ContextService
@@ -52,12 +51,7 @@ def _error(status: int, code: str, description: str, headers: dict | None = None
 
 def _audit(resource: str, outcome: str, viewer: Viewer | None, target: str | None,
            **detail) -> None:
-    CONTEXT_READS.labels(resource, outcome).inc()
-    record("context.read", outcome, subject=viewer.subject if viewer else None,
-           channel="api", resource=resource, target=target,
-           client_id=viewer.client_id if viewer else None,
-           via=viewer.via if viewer else None, **detail)
-    db.session.commit()
+    record_read("api", resource, outcome, viewer, target, **detail)
 
 
 def _quotable(value: str) -> str:

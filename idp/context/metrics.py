@@ -12,3 +12,4 @@ BREAKER_STATE = Gauge("idp_context_lms_breaker_state",
                       registry=REGISTRY)
 CONTEXT_READS = Counter("idp_context_reads_total", "Context API and mentor page reads by "
                         "resource and outcome", ["resource", "outcome"], registry=REGISTRY)
+

@@ -16,12 +16,11 @@ from flask import (
                    url_for,
 )
 
-from ..audit import record
 from ..extensions import db
 from ..lms.db import LMSUnavailable
 from . import charts
 from .access import NotAuthenticated, Viewer, session_viewer
-from .metrics import CONTEXT_READS
+from .audit import record_read
 from .params import BadParameter, parse_id, parse_list_query
 
 bp = Blueprint("context_pages", __name__)
@@ -43,10 +42,7 @@ def _page(template: str, status: int = 200, **context):
 
 
 def _audit(resource: str, outcome: str, viewer: Viewer | None, target: str | None) -> None:
-    CONTEXT_READS.labels(resource, outcome).inc()
-    record("context.read", outcome, subject=viewer.subject if viewer else None,
-           channel="page", resource=resource, target=target, via="session")
-    db.session.commit()
+    record_read("page", resource, outcome, viewer, target)
 
 
 def _message(status: int, title: str, message: str):
