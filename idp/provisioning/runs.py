@@ -53,11 +53,8 @@ def record_plan(session: Session, plan: Plan, settings: ProvisionSettings, *, tr
     now = clock.now()
     changed_at = changed_at or {}
     if plan.refused:
-        run = ProvisionRun(started_at=now, trigger=trigger, status="refused",
-                           people_seen=plan.people_seen, managed=plan.managed, deactivations=0,
-                           counts={}, reason=plan.refused)
-        session.add(run)
-        audit.record("provision.run", "refused", reason=plan.refused)
+        run = _repeat_or_add(session, "refused", plan.refused, trigger, now,
+                             people_seen=plan.people_seen, managed=plan.managed)
         session.commit()
         RUNS.labels("refused").inc()
         log.error("provisioning run refused: %s", plan.refused)
@@ -83,6 +80,22 @@ def record_plan(session: Session, plan: Plan, settings: ProvisionSettings, *, tr
     session.commit()
     RUNS.labels("applied").inc()
     _after_commit(plan.actions)
+    return run
+
+
+def _repeat_or_add(session: Session, status: str, reason: str, trigger: str, now: dt.datetime,
+                   **fields) -> ProvisionRun:
+    """A refused or failed run that repeats the latest one (same status and reason, e.g. the
+    LMS down for an hour) updates it, counting repeats, instead of adding a row per interval."""
+    last = session.scalars(select(ProvisionRun).order_by(ProvisionRun.id.desc()).limit(1)).first()
+    if last is not None and last.status == status and last.reason == reason:
+        last.started_at = now
+        last.counts = {"repeats": int((last.counts or {}).get("repeats", 1)) + 1}
+        return last
+    run = ProvisionRun(started_at=now, trigger=trigger, status=status, deactivations=0,
+                       counts={}, reason=reason, **{"people_seen": 0, "managed": 0, **fields})
+    session.add(run)
+    audit.record("provision.run", status, reason=reason[:300])
     return run
 
 
@@ -196,9 +209,7 @@ def approve(session: Session, run_id: int, *, by: str) -> ProvisionRun:
 def record_failure(session: Session, trigger: str, reason: str) -> None:
     """The LMS could not be read: a failed run, never a plan (commits)."""
     session.rollback()
-    session.add(ProvisionRun(started_at=clock.now(), trigger=trigger, status="failed",
-                             people_seen=0, managed=0, deactivations=0, counts={},
-                             reason=reason[:500]))
+    _repeat_or_add(session, "failed", reason[:500], trigger, clock.now())
     session.commit()
     RUNS.labels("failed").inc()
 

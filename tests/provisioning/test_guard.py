@@ -159,3 +159,21 @@ def test_many_small_notify_batches_add_up_in_the_guard(make_app, scim_app, scim_
         assert runs()[-1].status == "held" and runs()[-1].trigger == "poll"
         assert "3 deactivations exceed" in runs()[-1].reason or "4 deactivations" in \
             runs()[-1].reason
+
+
+def test_repeated_refusals_and_failures_do_not_pile_up(scim_app, make_app, scim_env, realm,
+                                                       lms_admin):
+    with scim_app.app_context():
+        adopt_all(scim_app, realm)
+        _sql(lms_admin, "DELETE FROM students; DELETE FROM mentors")
+        worker = provisioner(scim_app)
+        for _ in range(3):
+            worker.poll()
+        assert [r.status for r in runs()].count("refused") == 1
+        assert runs()[-1].counts == {"repeats": 3}
+    down = make_app(**scim_env, LMS_DATABASE_URL="postgresql://idp_reader:@127.0.0.1:9/lms")
+    with down.app_context():
+        worker = provisioner(down)
+        for _ in range(3):
+            worker.poll()
+        assert [r.status for r in runs()].count("failed") == 1
