@@ -131,6 +131,7 @@ class Provisioner:
         self._next_poll = 0.0
         self._next_adopt = 0.0
         self._next_listen = 0.0
+        self._last_summary: tuple | None = None
 
     # -- single steps --------------------------------------------------------------------
     def poll(self, trigger: str = "poll") -> Plan | None:
@@ -221,8 +222,11 @@ class Provisioner:
         if self.target is None:
             try:
                 plan = snapshot_plan(self.session, self.directory, self.settings)
-                log.info("plan-only: %d people read, %d actions would be planned %s",
-                         plan.people_seen, len(plan.actions), plan.counts())
+                summary = (plan.people_seen, plan.counts())
+                log.log(logging.INFO if summary != self._last_summary else logging.DEBUG,
+                        "plan-only: %d people read, %d actions would be planned %s",
+                        plan.people_seen, len(plan.actions), plan.counts())
+                self._last_summary = summary
             except LMSUnavailable as exc:
                 log.error("plan-only: LMS unreadable: %s", exc)
             stop.wait(self.settings.interval)

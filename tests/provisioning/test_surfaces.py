@@ -143,3 +143,28 @@ def test_cli_apply_needs_a_zulip(app):
     assert result.exit_code == 1 and "no Zulip configured" in result.output
     result = app.test_cli_runner().invoke(args=["provision", "apply"])
     assert result.exit_code == 2
+
+
+def test_worker_without_zulip_runs_plan_only(app, caplog):
+    import logging
+    import threading
+
+    from .conftest import wait_for
+
+    stop = threading.Event()
+
+    def work():
+        with app.app_context():
+            provisioner(app).run(stop)
+
+    caplog.set_level(logging.INFO, logger="idp.provisioning.worker")
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: "plan-only: 62 people read" in caplog.text, 20, "a plan-only pass")
+    finally:
+        stop.set()
+        thread.join(timeout=15)
+    assert not thread.is_alive() and "runs plan-only" in caplog.text
+    with app.app_context():
+        assert runs() == [] and outbox() == []
