@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..extensions import csrf, db
 from ..lms.db import LMSUnavailable
@@ -35,7 +35,7 @@ def service() -> ContextService:
     return current_app.extensions["context"].service
 
 
-def _json(body: dict, status: int = 200, headers: dict | None = None):
+def _json(body: dict, status: int = 200, headers: dict | None = None) -> Response:
     response = jsonify(body)
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
@@ -45,7 +45,7 @@ def _json(body: dict, status: int = 200, headers: dict | None = None):
     return response
 
 
-def _error(status: int, code: str, description: str, headers: dict | None = None):
+def _error(status: int, code: str, description: str, headers: dict | None = None) -> Response:
     return _json({"error": code, "error_description": description}, status, headers)
 
 
@@ -59,7 +59,7 @@ def _quotable(value: str) -> str:
     return "".join(ch for ch in value if 0x20 <= ord(ch) <= 0x7E and ch not in '"\\')[:200]
 
 
-def _authenticate(resource: str):
+def _authenticate(resource: str) -> tuple[Viewer | None, Response | None]:
     """(viewer, None) or (None, error response), the refusal audited."""
     try:
         return current_viewer(service()), None
@@ -80,7 +80,7 @@ def _authenticate(resource: str):
 
 
 def _unavailable(resource: str, viewer: Viewer | None, target: str | None,
-                 exc: LMSUnavailable):
+                 exc: LMSUnavailable) -> Response:
     db.session.rollback()
     log.warning("context API: LMS unavailable and nothing cached: %s", exc)
     _audit(resource, "unavailable", viewer, target)
@@ -90,7 +90,7 @@ def _unavailable(resource: str, viewer: Viewer | None, target: str | None,
                   "request. Try again shortly.", {"Retry-After": retry})
 
 
-def _student(resource: str, raw_id: str, load):
+def _student(resource: str, raw_id: str, load) -> Response:
     viewer, refusal = _authenticate(resource)
     if refusal is not None:
         return refusal
@@ -117,19 +117,19 @@ def _student(resource: str, raw_id: str, load):
 
 
 @bp.get("/lms/students/<raw_id>/profile")
-def student_profile(raw_id: str):
+def student_profile(raw_id: str) -> Response:
     """Student info, performance metrics, current courses, subject standing, recent activity."""
     return _student("student_profile", raw_id, lambda sid: service().profile(sid))
 
 
 @bp.get("/lms/students/<raw_id>/performance")
-def student_performance(raw_id: str):
+def student_performance(raw_id: str) -> Response:
     """Exam history, subject performance, learning patterns, recommendations."""
     return _student("student_performance", raw_id, lambda sid: service().performance(sid))
 
 
 @bp.get("/lms/mentors/<raw_id>/students")
-def mentor_students(raw_id: str):
+def mentor_students(raw_id: str) -> Response:
     """A page of the mentor's students with their key metrics and flags."""
     resource = "mentor_students"
     viewer, refusal = _authenticate(resource)
@@ -176,7 +176,7 @@ def _total(mentor_id: int) -> int:
 
 
 @bp.get("/openapi.json")
-def openapi():
+def openapi() -> Response:
     """OpenAPI 3.1 description of this API."""
     response = jsonify(openapi_document(current_app.config["IDP"].issuer))
     response.headers["Cache-Control"] = "public, max-age=3600"

@@ -8,6 +8,7 @@ from urllib.parse import quote, urlencode
 
 from flask import (
                    Blueprint,
+                   Response,
                    current_app,
                    make_response,
                    redirect,
@@ -18,10 +19,12 @@ from flask import (
 
 from ..extensions import db
 from ..lms.db import LMSUnavailable
+from ..people import Person
 from . import charts
 from .access import NotAuthenticated, Viewer, session_viewer
 from .audit import record_read
 from .params import BadParameter, parse_id, parse_list_query
+from .service import ContextService
 
 bp = Blueprint("context_pages", __name__)
 
@@ -31,11 +34,11 @@ SORT_LABELS = {"name": "Name", "current_streak": "Streak", "average_score": "Ave
                "last_activity": "Last attempt"}
 
 
-def _service():
+def _service() -> ContextService:
     return current_app.extensions["context"].service
 
 
-def _page(template: str, status: int = 200, **context):
+def _page(template: str, status: int = 200, **context) -> Response:
     response = make_response(render_template(template, **context), status)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -45,22 +48,22 @@ def _audit(resource: str, outcome: str, viewer: Viewer | None, target: str | Non
     record_read("page", resource, outcome, viewer, target)
 
 
-def _message(status: int, title: str, message: str):
+def _message(status: int, title: str, message: str) -> Response:
     return _page("context/message.html", status, title=title, message=message)
 
 
-def _unavailable():
+def _unavailable() -> Response:
     db.session.rollback()
     return _message(503, "Temporarily unavailable",
                     "The LMS cannot be reached right now. Please try again in a few minutes.")
 
 
-def _not_found():
+def _not_found() -> Response:
     return _message(404, "Student not found",
                     "There is no student with this id among the students you can see.")
 
 
-def _viewer():
+def _viewer() -> tuple[Viewer | None, Response | None]:
     """(viewer, None) or (None, response): sign-in redirect or an unavailable page."""
     try:
         return session_viewer(_service()), None
@@ -70,12 +73,12 @@ def _viewer():
         return None, _unavailable()
 
 
-def is_mentor_or_staff(person) -> bool:
+def is_mentor_or_staff(person: Person) -> bool:
     return person.kind == "mentor" or person.is_staff
 
 
 @bp.get("/mentor")
-def my_students():
+def my_students() -> Response:
     """The signed-in mentor's students: sortable columns, flags, pages of 25."""
     viewer, response = _viewer()
     if response is not None:
@@ -123,7 +126,7 @@ def my_students():
 
 
 @bp.get("/mentor/students/<raw_id>")
-def student(raw_id: str):
+def student(raw_id: str) -> Response:
     """One student: metrics, score trend and subject charts, recommendations, a Zulip link."""
     viewer, response = _viewer()
     if response is not None:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine import Engine
+
 from .. import clock
 from ..lms.db import LMSUnavailable
 from ..lms.directory import Directory
@@ -73,7 +75,7 @@ class ContextService:
         BREAKER_STATE.set({"closed": 0, "half_open": 1, "open": 2}[state])
 
     @property
-    def engine(self):
+    def engine(self) -> Engine:
         return self.directory.engine
 
     def _load(self, kind: str, key: Any, fetch: Callable[[], Any],
