@@ -77,6 +77,16 @@ def remove_client_command(client):
     click.echo(f"removed client {row.client_id} ({row.name}) and its tokens")
 
 
+@oidc_cli.command("prune")
+def prune_command():
+    """Delete long-expired authorization codes and tokens (run daily)."""
+    from .tokens import prune
+
+    codes, tokens = prune()
+    db.session.commit()
+    click.echo(f"pruned {codes} authorization codes and {tokens} tokens")
+
+
 @zulip_cli.command("oidc-settings")
 @click.option("--client", "client_ref", default=None,
               help="client id or name (default: the one client whose redirect URI ends in "

@@ -132,3 +132,25 @@ def revoke_subject(subject: str) -> int:
         .where(OIDCAuthorizationCode.subject == subject, OIDCAuthorizationCode.used_at.is_(None))
         .values(used_at=now))
     return result.rowcount or 0
+
+
+def prune(now: int | None = None) -> tuple[int, int]:
+    """Delete codes expired a day ago and tokens whose access and refresh parts have both been
+    dead for a day (kept that long so a replay is still recognised and answered)."""
+    from sqlalchemy import delete, or_
+
+    now = clock.timestamp() if now is None else now
+    horizon = now - 86400
+    codes = db.session.execute(delete(OIDCAuthorizationCode).where(
+        OIDCAuthorizationCode.expires_at < clock.now() - _day())).rowcount or 0
+    tokens = db.session.execute(delete(OIDCToken).where(
+        OIDCToken.issued_at + OIDCToken.expires_in < horizon,
+        or_(OIDCToken.refresh_expires_at.is_(None), OIDCToken.refresh_expires_at < horizon,
+            OIDCToken.revoked_at < horizon))).rowcount or 0
+    return codes, tokens
+
+
+def _day():
+    import datetime as dt
+
+    return dt.timedelta(days=1)

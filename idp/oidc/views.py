@@ -34,6 +34,7 @@ from ..keys import get_keystore
 from ..login.sessions import current_person, current_session
 from ..people import Person
 from .claims import CLAIMS_SUPPORTED
+from .metrics import count_token_request
 from .params import (
     MAX_AUTHORIZE_QUERY_CHARS,
     MAX_BODY_BYTES,
@@ -153,7 +154,6 @@ def discovery():
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
-        "userinfo_signing_alg_values_supported": [],
     })
     response.headers["Cache-Control"] = "public, max-age=300"
     response.headers["Access-Control-Allow-Origin"] = "*"
@@ -340,9 +340,12 @@ def _finish(response: Response) -> Response:
 def token():
     """RFC 6749 §3.2: authorization_code, refresh_token, client_credentials."""
     problem = _check_machine_request()
-    if problem is not None:
-        return problem
-    return _finish(get_server().create_token_response())
+    if problem is None:
+        response = _finish(get_server().create_token_response())
+    else:
+        response = problem
+    count_token_request(request.form.get("grant_type"), response)
+    return response
 
 
 @bp.post("/oauth/revoke")

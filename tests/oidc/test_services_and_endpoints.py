@@ -187,3 +187,59 @@ def test_discovery_is_valid_and_every_endpoint_answers(live_server, make_app):
                                            base_url="https://sso.example.edu").get_json()
     OpenIDProviderMetadata(document).validate()
     AuthorizationServerMetadata(document).validate()
+
+
+def test_public_client_revokes_its_refresh_token_with_its_id_only(live_server, make_client,
+                                                                  browser_session):
+    from tests.oidc.conftest import pkce_pair
+
+    public = make_client("spa", public=True)
+    verifier, challenge = pkce_pair()
+    code, _ = get_code(browser_session, live_server, public, code_challenge=challenge,
+                       code_challenge_method="S256")
+    tokens = exchange(live_server, public, code, code_verifier=verifier).json()
+    revoked = requests.post(live_server + "/oauth/revoke", data={
+        "token": tokens["refresh_token"], "client_id": public.client_id})
+    assert revoked.status_code == 200
+    refresh = requests.post(live_server + "/oauth/token", data={
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+        "client_id": public.client_id})
+    assert refresh.json()["error"] == "invalid_grant"
+    # revoking the refresh token took its family's access token too (RFC 7009 §2.1)
+    userinfo = requests.get(live_server + "/oauth/userinfo",
+                            headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert userinfo.status_code == 401
+
+
+def test_introspection_with_client_secret_post(live_server, make_client, service):
+    resource = make_client("rs", None, grant_types=["client_credentials"],
+                           scopes=["lms.context"], resource_server=True)
+    token = client_credentials(live_server, service).json()["access_token"]
+    seen = requests.post(live_server + "/oauth/introspect", data={
+        "token": token, "client_id": resource.client_id, "client_secret": resource.secret})
+    assert seen.json()["active"] is True and "sub" not in seen.json()
+
+
+def test_prune_keeps_live_and_recent_rows(app, live_server, rp, service, browser_session):
+    code, _ = get_code(browser_session, live_server, rp)
+    exchange(live_server, rp, code)
+    client_credentials(live_server, service)
+    result = app.test_cli_runner().invoke(args=["oidc", "prune"])
+    assert result.exit_code == 0 and "pruned 0 authorization codes and 0 tokens" in \
+        result.output
+    clock.advance(2 * 86400)   # service token and code long dead; refresh token still valid
+    result = app.test_cli_runner().invoke(args=["oidc", "prune"])
+    assert "pruned 1 authorization codes and 1 tokens" in result.output
+    clock.advance(31 * 86400)
+    result = app.test_cli_runner().invoke(args=["oidc", "prune"])
+    assert "pruned 0 authorization codes and 1 tokens" in result.output
+
+
+def test_token_metrics_have_bounded_labels(live_server, service):
+    client_credentials(live_server, service)
+    requests.post(live_server + "/oauth/token", data={"grant_type": "x" * 50})
+    metrics = requests.get(live_server + "/metrics").text
+    assert 'idp_oidc_token_requests_total{grant_type="client_credentials",outcome="issued"}' \
+        in metrics
+    assert 'grant_type="other",outcome="unsupported_grant_type"' in metrics
+    assert "x" * 50 not in metrics
