@@ -200,6 +200,9 @@ def authorize():
         grant = server.get_consent_grant(end_user=person)
     except OAuth2Error as error:
         return _oauth_error(error)
+    if not values.get("scope", "").strip():
+        return _authorize_problem(values, "invalid_scope", "The scope parameter is required "
+                                                           "(e.g. openid profile email).")
     prompts = set(values.get("prompt", "").split())
     if person is None or _needs_reauthentication(values, person, prompts):
         if "none" in prompts:
