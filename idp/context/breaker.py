@@ -66,6 +66,12 @@ class CircuitBreaker:
             self._trial_running = True
             return True
 
+    def reset(self) -> None:
+        """Back to closed with no failures counted (operators' and tests' use)."""
+        with self._lock:
+            self._failures, self._trial_running = 0, False
+            self._set(CLOSED)
+
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` (which raises LMSUnavailable on failure) through the breaker."""
         if not self._admit():

@@ -17,10 +17,10 @@ def _fresh_context(app):
     """Every test starts with empty context caches and a closed breaker."""
     service = app.extensions["context"].service
     service.cache.clear()
-    service.breaker._failures, service.breaker._state = 0, "closed"
+    service.breaker.reset()
     yield
     service.cache.clear()
-    service.breaker._failures, service.breaker._state = 0, "closed"
+    service.breaker.reset()
 
 
 @pytest.fixture
