@@ -11,6 +11,7 @@ from ..cli import zulip_cli
 from ..extensions import db
 from .clients import GRANT_TYPES, ClientError, create_client, find_client, list_clients
 from .clients import remove_client as delete_client
+from .server import forget_clients
 
 oidc_cli = AppGroup("oidc", help="OpenID Connect clients (relying parties and services).")
 ZULIP_CALLBACK = "/complete/oidc/"
@@ -74,6 +75,7 @@ def remove_client_command(client):
         raise click.ClickException(f"no OIDC client with id or name {client!r}")
     delete_client(row)
     db.session.commit()
+    forget_clients()
     click.echo(f"removed client {row.client_id} ({row.name}) and its tokens")
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from cachetools import TTLCache
 from flask import Flask, current_app
 from sqlalchemy import text
 
@@ -27,12 +29,18 @@ from .tokens import new_family_id, store_token
 MAX_CLIENT_ID_CHARS = 64
 
 
+CLIENT_CACHE_SECONDS = 5
+
+
 @dataclass
 class OIDCState:
     """``app.extensions["oidc"]``."""
 
     settings: OIDCSettings
     server: AuthorizationServer
+    client_cache: TTLCache = field(
+        default_factory=lambda: TTLCache(maxsize=1024, ttl=CLIENT_CACHE_SECONDS))
+    client_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _CLIENT = text("""
@@ -42,12 +50,30 @@ _CLIENT = text("""
 
 
 def query_client(client_id: str | None) -> OIDCClient | None:
-    """The registered client, as a detached read-only object (one pre-built query: every
-    token request asks)."""
+    """The registered client, as a detached read-only object, cached per process for
+    ``CLIENT_CACHE_SECONDS`` (every token request asks). A client removed meanwhile still gets
+    no token: the token INSERT only succeeds while its client row exists."""
     if not client_id or len(client_id) > MAX_CLIENT_ID_CHARS:
         return None
+    state = current_app.extensions["oidc"]
+    with state.client_lock:
+        client = state.client_cache.get(client_id)
+    if client is not None:
+        return client
     row = db.session.execute(_CLIENT, {"client_id": client_id}).mappings().first()
-    return OIDCClient(**row) if row is not None else None
+    if row is None:
+        return None
+    client = OIDCClient(**row)
+    with state.client_lock:
+        state.client_cache[client_id] = client
+    return client
+
+
+def forget_clients() -> None:
+    """Drop this process's cached clients (after add/remove in the same process)."""
+    state = current_app.extensions["oidc"]
+    with state.client_lock:
+        state.client_cache.clear()
 
 
 def save_token(token: dict, request) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from authlib.oauth2.rfc6749.errors import InvalidClientError
 from flask import current_app
 from sqlalchemy import select, text, update
 
@@ -26,8 +27,9 @@ def settings():
 _INSERT_TOKEN = text("""
     INSERT INTO oidc_tokens (client_id, subject, scope, access_token_hash, refresh_token_hash,
                              family_id, auth_time, issued_at, expires_in, refresh_expires_at)
-    VALUES (:client_id, :subject, :scope, :access, :refresh, :family, :auth_time, :now,
-            :expires_in, :refresh_expires_at)""")
+    SELECT client_id, :subject, :scope, :access, :refresh, :family, :auth_time, :now,
+           :expires_in, :refresh_expires_at
+      FROM oidc_clients WHERE client_id = :client_id""")
 _SPEND_REFRESH = text("""
     UPDATE oidc_tokens SET refresh_used_at = :now
      WHERE refresh_token_hash = :hash AND refresh_used_at IS NULL AND revoked_at IS NULL
@@ -55,16 +57,19 @@ class SpentRefreshToken:
 def store_token(token: dict, *, client_id: str, subject: str | None, family_id: str,
                 auth_time: int | None) -> None:
     """Insert the row for a freshly generated token response (the caller commits). One
-    pre-built statement: this is the token endpoint's hot path."""
+    pre-built statement: this is the token endpoint's hot path. Raises
+    :class:`InvalidClientError` when the client was removed meanwhile."""
     now = clock.timestamp()
     refresh = token.get("refresh_token")
-    db.session.execute(_INSERT_TOKEN, {
+    result = db.session.execute(_INSERT_TOKEN, {
         "client_id": client_id, "subject": subject, "scope": token.get("scope", ""),
         "access": digest(token["access_token"]),
         "refresh": digest(refresh) if refresh else None, "family": family_id,
         "auth_time": auth_time, "now": now,
         "expires_in": int(token.get("expires_in", settings().access_token_lifetime)),
         "refresh_expires_at": now + settings().refresh_token_lifetime if refresh else None})
+    if result.rowcount != 1:
+        raise InvalidClientError(description="The client is no longer registered.")
 
 
 def new_family_id() -> str:

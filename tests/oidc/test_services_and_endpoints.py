@@ -243,3 +243,19 @@ def test_token_metrics_have_bounded_labels(live_server, service):
         in metrics
     assert 'grant_type="other",outcome="unsupported_grant_type"' in metrics
     assert "x" * 50 not in metrics
+
+
+def test_client_removed_by_another_process_gets_no_token_despite_the_cache(app, live_server,
+                                                                           service):
+    """Clients are cached per process for 5 s; the token INSERT still refuses a removed one."""
+    assert client_credentials(live_server, service).status_code == 200   # now cached
+    with app.app_context():
+        from idp.extensions import db
+
+        db.session.execute(db.text("DELETE FROM oidc_tokens"))
+        db.session.execute(db.text("DELETE FROM oidc_clients WHERE client_id = :c"),
+                           {"c": service.client_id})
+        db.session.commit()
+    response = client_credentials(live_server, service)
+    assert response.status_code in (400, 401)
+    assert response.json()["error"] == "invalid_client"
