@@ -64,6 +64,7 @@ def record_plan(session: Session, plan: Plan, settings: ProvisionSettings, *, tr
             _supersede_held(session, now)
         _touch_empty_run(session, plan, trigger, now)
         session.commit()
+        refresh_held_gauge(session)
         return None
     held_reason = guard(plan, max_percent=settings.guard_percent, max_count=settings.guard_max,
                         recent=recent_deactivations)
@@ -79,6 +80,7 @@ def record_plan(session: Session, plan: Plan, settings: ProvisionSettings, *, tr
     _enqueue(session, run, plan.actions, now, changed_at)
     session.commit()
     RUNS.labels("applied").inc()
+    refresh_held_gauge(session)
     _after_commit(plan.actions)
     return run
 
@@ -164,10 +166,16 @@ def _hold(session: Session, plan: Plan, trigger: str, reason: str,
                  deactivations=plan.deactivations)
     session.commit()
     RUNS.labels("held").inc()
-    HELD_RUNS.set(1)
+    refresh_held_gauge(session)
     log.warning("provisioning run %s held: %s; approve with `flask --app wsgi provision "
                 "approve %s`", run.id, reason, run.id)
     return run
+
+
+def refresh_held_gauge(session: Session) -> None:
+    """``idp_provision_held_runs`` from the database (right after a restart too)."""
+    HELD_RUNS.set(session.scalar(select(func.count()).select_from(ProvisionRun)
+                                 .where(ProvisionRun.status == "held")) or 0)
 
 
 def _supersede_held(session: Session, now: dt.datetime) -> None:
@@ -177,8 +185,6 @@ def _supersede_held(session: Session, now: dt.datetime) -> None:
         session.execute(update(OutboxAction).where(OutboxAction.run_id == run.id,
                                                    OutboxAction.status == "held")
                         .values(status="cancelled"))
-    if held:
-        HELD_RUNS.set(0)
 
 
 def approve(session: Session, run_id: int, *, by: str) -> ProvisionRun:
@@ -201,7 +207,7 @@ def approve(session: Session, run_id: int, *, by: str) -> ProvisionRun:
     audit.record("provision.approve", "ok", run_id=run.id, by=by[:200],
                  deactivations=run.deactivations)
     session.commit()
-    HELD_RUNS.set(0)
+    refresh_held_gauge(session)
     _after_commit(actions)
     return run
 

@@ -177,3 +177,15 @@ def test_repeated_refusals_and_failures_do_not_pile_up(scim_app, make_app, scim_
         for _ in range(3):
             worker.poll()
         assert [r.status for r in runs()].count("failed") == 1
+
+
+def test_held_runs_gauge_follows_the_database(scim_app, realm, lms_admin):
+    from idp.provisioning.metrics import HELD_RUNS
+
+    with scim_app.app_context():
+        adopt_all(scim_app, realm)
+        _sql(lms_admin, "UPDATE students SET is_active = false WHERE id BETWEEN 6 AND 12")
+        provisioner(scim_app).apply_once()
+        assert HELD_RUNS._value.get() == 1
+        approve(db.session, runs()[-1].id, by="ops")
+        assert HELD_RUNS._value.get() == 0
