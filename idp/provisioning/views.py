@@ -7,6 +7,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request
+from flask.typing import ResponseReturnValue
 
 from ..extensions import db
 from ..login.sessions import current_person
@@ -16,7 +17,7 @@ bp = Blueprint("provisioning", __name__)
 
 
 @bp.get("/admin/provisioning")
-def status_page():
+def status_page() -> ResponseReturnValue:
     person = current_person()
     if person is None:
         return redirect("/login?" + urlencode({"next": request.path}))

@@ -168,3 +168,23 @@ def test_worker_without_zulip_runs_plan_only(app, caplog):
     assert not thread.is_alive() and "runs plan-only" in caplog.text
     with app.app_context():
         assert runs() == [] and outbox() == []
+
+
+def test_deprovisioning_ends_bridge_sessions_at_once(scim_app, realm, lms_admin):
+    from idp.models import LoginSession
+
+    browser = scim_app.test_client()
+    assert client_login(browser, "student1").status_code == 302
+    with scim_app.app_context():
+        adopt_all(scim_app, realm)
+        with lms_admin.cursor() as cur:
+            cur.execute("UPDATE students SET is_active = false WHERE id = 1")
+        realm.fail_next = [503] * 5  # Zulip struggling: local revocation must not wait for it
+        worker = provisioner(scim_app)
+        worker.poll()
+        worker.deliver_all()
+        assert outbox("pending")  # not yet in Zulip ...
+        db.session.expire_all()
+        sessions = db.session.scalars(db.select(LoginSession).where(
+            LoginSession.subject == "student:1")).all()
+        assert sessions and all(s.revoked_at is not None for s in sessions)  # ... but ended here
