@@ -31,6 +31,8 @@ def test_mentor_sees_own_student(client, path):
     response = client.get(path.format(1))
     assert response.status_code == 200
     assert response.json["student"]["id"] == 1 and response.json["stale"] is False
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Vary"] == "Authorization, Cookie"
 
 
 @pytest.mark.parametrize("path", [PROFILE, PERFORMANCE])
