@@ -60,7 +60,7 @@ def query_client(client_id: str | None) -> OIDCClient | None:
         client = state.client_cache.get(client_id)
     if client is not None:
         return client
-    row = db.session.execute(_CLIENT, {"client_id": client_id}).mappings().first()
+    row = db.session.connection().execute(_CLIENT, {"client_id": client_id}).mappings().first()
     if row is None:
         return None
     client = OIDCClient(**row)

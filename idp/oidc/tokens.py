@@ -61,7 +61,7 @@ def store_token(token: dict, *, client_id: str, subject: str | None, family_id: 
     :class:`InvalidClientError` when the client was removed meanwhile."""
     now = clock.timestamp()
     refresh = token.get("refresh_token")
-    result = db.session.execute(_INSERT_TOKEN, {
+    result = db.session.connection().execute(_INSERT_TOKEN, {
         "client_id": client_id, "subject": subject, "scope": token.get("scope", ""),
         "access": digest(token["access_token"]),
         "refresh": digest(refresh) if refresh else None, "family": family_id,
@@ -98,7 +98,7 @@ def spend_refresh_token(value: str) -> SpentRefreshToken | None:
     request for the same token waits on the row lock and then finds it spent."""
     if not value or len(value) > MAX_TOKEN_CHARS:
         return None
-    row = db.session.execute(_SPEND_REFRESH, {"now": clock.timestamp(),
+    row = db.session.connection().execute(_SPEND_REFRESH, {"now": clock.timestamp(),
                                               "hash": digest(value)}).first()
     return SpentRefreshToken(*row) if row is not None else None
 
