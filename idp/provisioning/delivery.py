@@ -84,14 +84,22 @@ def _resolve_account(target: ZulipTarget, ledger: LedgerAccount | None,
     raise TargetError(f"{action.action}: no Zulip account for {action.subject}", transient=False)
 
 
-def _create(target: ZulipTarget, ledger: LedgerAccount | None, action: OutboxAction) -> str:
+def _create(session: Session, target: ZulipTarget, ledger: LedgerAccount | None,
+            action: OutboxAction) -> str:
     """Create, or adopt the account that already has this ``userName`` (a retried create, or a
-    person who signed in through SAML first). Owners and bots are never adopted."""
+    person who signed in through SAML first). Owners and bots are never adopted, nor an account
+    the ledger already gives to another person (two LMS people sharing one email)."""
     payload = action.payload
     account: ZulipAccount | None = target.find_by_email(payload["email"])
     if account is not None and not account.manageable:
         raise TargetError(f"create: {payload['email']} belongs to a Zulip owner or bot; the "
                           f"bridge does not manage it", transient=False)
+    if account is not None:
+        holder = session.scalar(select(LedgerAccount.subject).where(
+            LedgerAccount.zulip_user_id == account.id, LedgerAccount.subject != action.subject))
+        if holder is not None:
+            raise TargetError(f"create: {payload['email']} is already the Zulip account of "
+                              f"{holder}: two LMS people share this email", transient=False)
     if account is None:
         account = target.create(payload["email"], payload["full_name"], payload["role"])
         note = "created"
@@ -112,10 +120,11 @@ def _create(target: ZulipTarget, ledger: LedgerAccount | None, action: OutboxAct
     return note
 
 
-def perform(target: ZulipTarget, ledger: LedgerAccount | None, action: OutboxAction) -> str:
+def perform(session: Session, target: ZulipTarget, ledger: LedgerAccount | None,
+            action: OutboxAction) -> str:
     """Send one action; returns a note for the log. Raises TargetError or Outcome."""
     if action.action == "create":
-        return _create(target, ledger, action)
+        return _create(session, target, ledger, action)
     user_id = _resolve_account(target, ledger, action)
     payload = action.payload
     if action.action in ("deactivate", "reactivate"):
@@ -147,7 +156,7 @@ def deliver_batch(session: Session, target: ZulipTarget, settings: ProvisionSett
         now = clock.now()
         action.attempts += 1
         try:
-            note = perform(target, ledger, action)
+            note = perform(session, target, ledger, action)
         except Outcome as outcome:
             note = str(outcome)
         except TargetError as exc:

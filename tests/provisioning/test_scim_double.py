@@ -171,3 +171,17 @@ def test_create_when_enabled_then_a_retried_create_adopts(app, make_app, scim_en
         provisioner(creating).apply_once()
         assert len(realm.effects_of("create")) == len(created)  # not created twice
         assert ledger("student:1").zulip_user_id == account_id
+
+
+def test_two_lms_people_sharing_an_email_never_share_an_account(app, make_app, scim_env,
+                                                                realm, lms_admin):
+    _sql(lms_admin, "UPDATE students SET email = 'student1@example.edu' WHERE id = 2")
+    creating = make_app(**scim_env, PROVISION_CREATE="true", PROVISION_SYNC_GROUPS="false")
+    with creating.app_context():
+        provisioner(creating).apply_once()
+        [failed] = outbox("failed")
+        assert failed.subject in ("student:1", "student:2")
+        assert "two LMS people share this email" in failed.last_error
+        ids = [row.zulip_user_id for row in db.session.scalars(db.select(LedgerAccount))
+               if row.zulip_user_id]
+        assert len(ids) == len(set(ids))
