@@ -122,10 +122,16 @@ class ContextService:
     # -- students ------------------------------------------------------------------------
 
     def owner(self, student_id: int) -> Answer | None:
-        """Whose student this is (mentor id, batch id): what authorization needs."""
-        return self._load("owner", student_id,
-                          lambda: queries.fetch_owner(self.engine, student_id),
-                          lambda v: [f"student:{student_id}"])
+        """Whose student this is (mentor id, batch id): what authorization needs.
+
+        A missing student is cached too (as ``{"id": …, "missing": True}``), so that a missing
+        and an existing-but-forbidden id cost the same on repeated requests: response timing
+        does not tell which ids exist."""
+        answer = self._load("owner", student_id,
+                            lambda: queries.fetch_owner(self.engine, student_id)
+                            or {"id": student_id, "missing": True},
+                            lambda v: [f"student:{student_id}"])
+        return None if answer is None or answer.value.get("missing") else answer
 
     def profile(self, student_id: int) -> Answer | None:
         """The profile answer of ``GET /api/v1/lms/students/<id>/profile``."""

@@ -248,3 +248,18 @@ def test_mentor_change_drops_their_list(client, service_token, service):
     assert service.cache.size()["mentor_students"] == 1
     person_changed.send("provisioning", subject="student:1")  # one of mentor 1's students
     assert service.cache.size()["mentor_students"] == 0
+
+
+def test_missing_students_are_cached_like_existing_ones(client, service_token, service,
+                                                        lms_facts, monkeypatch):
+    """Repeated probes of a missing id are answered from cache, as a forbidden one would be:
+    the timing does not reveal which ids exist, and probing does not hammer the LMS."""
+    missing = lms_facts["max_student"] + 1000
+    headers = service_token["headers"]
+    assert client.get(PROFILE.format(missing), headers=headers).status_code == 404
+    assert service.cache.fresh("owner", missing).value == {"id": missing, "missing": True}
+    lookups = []
+    real = service.breaker.call
+    monkeypatch.setattr(service.breaker, "call", lambda fn: lookups.append(fn) or real(fn))
+    assert client.get(PROFILE.format(missing), headers=headers).status_code == 404
+    assert lookups == []
