@@ -43,44 +43,19 @@ def timed(fn) -> float:
 
 
 def explain(engine, student_id: int, batch_id: int, mentor_id: int, show: bool) -> list[str]:
-    """EXPLAIN ANALYZE each query; return one line per query naming the indexes used."""
+    """EXPLAIN ANALYZE each query (idp.context.plans); one table row per query."""
     import datetime as dt
 
-    from sqlalchemy import text
+    from idp.context.plans import explain_queries
 
-    from idp.context import queries as q
-
-    now = dt.datetime.now(dt.UTC)
-    since = now - dt.timedelta(weeks=12)
-    mentor_sql = text(q._MENTOR_STUDENTS.format(order="sort_name ASC"))
-    plans = {
-        "owner": (q._OWNER, {"sid": student_id}),
-        "student": (q._STUDENT, {"sid": student_id}),
-        "activity": (q._ACTIVITY, {"sid_text": str(student_id)}),
-        "attempt_summary": (q._ATTEMPT_SUMMARY, {"sid": student_id, "now": now}),
-        "latest_attempts": (q._LATEST_ATTEMPTS, {"sid": student_id, "limit": 10}),
-        "subjects": (q._SUBJECTS, {"sid": student_id, "now": now}),
-        "batch_ranks": (q._BATCH_RANKS, {"batch": batch_id}),
-        "exam_history": (q._EXAM_HISTORY, {"sid": student_id, "limit": 50}),
-        "weekdays": (q._WEEKDAYS, {"sid": student_id}),
-        "weekly": (q._WEEKLY, {"sid": student_id, "since": since}),
-        "mentor_students": (mentor_sql, {"mentor": mentor_id, "limit": 50, "offset": 0}),
-    }
     lines = []
-    with engine.connect() as conn:
-        conn.execute(q._NO_PARALLEL)  # as the batch and mentor queries do
-        for name, (statement, params) in plans.items():
-            rows = conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + statement.text),
-                                params).scalars().all()
-            plan = "\n".join(rows)
-            if show:
-                print(f"--- {name}\n{plan}\n")
-            indexes = sorted(set(re.findall(r"(?:Index|Index Only|Bitmap Index) Scan "
-                                            r"(?:Backward )?(?:using|on) (\w+)", plan)))
-            seq = sorted(set(re.findall(r"Seq Scan on (\w+)", plan)))
-            took = re.search(r"Execution Time: ([\d.]+) ms", plan).group(1)
-            lines.append(f"| {name} | {', '.join(indexes) or '—'} | "
-                         f"{', '.join(seq) or 'none'} | {took} ms |")
+    for plan in explain_queries(engine, student_id, batch_id, mentor_id,
+                                dt.datetime.now(dt.UTC)):
+        if show:
+            print(f"--- {plan.name}\n{plan.plan}\n")
+        lines.append(f"| {plan.name} | {', '.join(plan.indexes) or '—'} | "
+                     f"{', '.join(plan.sequential_scans) or 'none'} | "
+                     f"{plan.milliseconds:.3f} ms |")
     return lines
 
 

@@ -25,6 +25,7 @@ def init_app(app: Flask) -> None:
     """Read settings, build the cached service, register the API and the pages, and drop a
     person's cached context when provisioning sees them change or leave."""
     from .api import bp as api_bp
+    from .cli import context_cli
     from .pages import bp as pages_bp
     from .pages import is_mentor_or_staff
 
@@ -33,6 +34,7 @@ def init_app(app: Flask) -> None:
     app.extensions["context"] = ContextExtension(settings, service)
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
+    app.cli.add_command(context_cli)
 
     def forget(sender, subject: str, **_) -> None:
         service.forget(subject)
