@@ -153,11 +153,11 @@ def mentor_students(raw_id: str) -> Response:
         page = service().mentor_students(mentor_id, sort=query.sort,
                                          descending=query.descending, limit=query.limit,
                                          offset=query.offset)
+        total = page.value["total"]
+        if total is None:  # an empty page carries no count: ask for the first row's
+            total = 0 if query.offset == 0 else _total(mentor_id)
     except LMSUnavailable as exc:
         return _unavailable(resource, viewer, target, exc)
-    total = page.value["total"]
-    if total is None:  # an empty page: count without the page
-        total = 0 if query.offset == 0 else _total(mentor_id)
     following = query.offset + len(page.value["students"])
     stale = mentor.stale or page.stale or viewer.stale
     _audit(resource, "stale" if stale else "ok", viewer, target)
