@@ -104,6 +104,10 @@ def my_students() -> Response:
         except LMSUnavailable:
             return _unavailable()
     _audit("mentor_page", "stale" if page and page.stale else "ok", viewer, person.subject)
+    if page is not None and not page.value["students"] and query.offset > 0:
+        # past the last page (students moved away since the link was made): start over
+        return redirect(url_for("context_pages.my_students", sort=query.sort,
+                                order=query.order))
     students = page.value["students"] if page else []
     total = (page.value["total"] if page else 0) or 0
     number = query.offset // PAGE_SIZE + 1

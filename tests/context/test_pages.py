@@ -140,3 +140,9 @@ def test_page_views_are_audited(app, mentor, lms_facts):
     assert [(r.outcome, r.detail["resource"], r.detail["channel"]) for r in rows] == [
         ("ok", "mentor_page", "page"), ("ok", "student_page", "page"),
         ("forbidden", "student_page", "page")]
+
+
+def test_a_page_past_the_end_starts_over(mentor):
+    response = mentor.get("/mentor?page=40&sort=average_score&order=desc")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/mentor?sort=average_score&order=desc"
