@@ -104,9 +104,8 @@ RECOMMENDED_INDEXES = (
     "CREATE INDEX IF NOT EXISTS mentors_lower_email_idx ON mentors (lower(email))",
     "CREATE INDEX IF NOT EXISTS student_activities_student_id_idx "
     "ON student_activities (student_id, fetch_date)",
-    "CREATE INDEX IF NOT EXISTS attempts_user_id_date_idx ON attempts (user_id, date)",
-    "CREATE INDEX IF NOT EXISTS subject_stats_attempt_id_idx ON subject_stats (attempt_id)",
-    # context API: index-only scans for per-student aggregates and batch percentile ranks
+    # covering: index-only scans for per-student aggregates and batch percentile ranks
     "CREATE INDEX IF NOT EXISTS attempts_user_id_date_pct_idx "
     "ON attempts (user_id, date) INCLUDE (percentage)",
+    "CREATE INDEX IF NOT EXISTS subject_stats_attempt_id_idx ON subject_stats (attempt_id)",
 )
