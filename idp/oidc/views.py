@@ -107,6 +107,19 @@ def _oauth_error(error: OAuth2Error) -> Response:
                        error.status_code or 400)
 
 
+def _via_page(response: Response, client_name: str) -> Response:
+    """The way back to the client after a form submission (login, consent). A browser checks
+    every redirect of a submitted form against the page's CSP ``form-action 'self'``, so a 302
+    to the client would be refused; a page that navigates by meta refresh is not a form
+    redirect (CSP Level 3 §6.4.1)."""
+    if response.status_code != 302 or response.headers["Location"].startswith("/"):
+        return response   # not a redirect to the client (e.g. back to the login form)
+    page = make_response(render_template("oidc/continue.html", client_name=client_name,
+                                         location=response.headers["Location"]))
+    page.headers["Cache-Control"] = "no-store"
+    return page
+
+
 def _issuer() -> str:
     return current_app.config["IDP"].issuer
 
@@ -194,6 +207,14 @@ def authorize():
     if "redirect_uri" not in values:
         return _error_page("invalid_request", "The redirect_uri parameter is required.")
 
+    response = _authorize(values)
+    if values.get(_LOGIN_MARK):  # back from the login form: a form redirect chain
+        client = query_client(values.get("client_id"))
+        return _via_page(response, client.name if client else "the application")
+    return response
+
+
+def _authorize(values: MultiDict) -> Response:
     server = get_server()
     person = current_person()
     try:
@@ -243,8 +264,9 @@ def consent():
         record("oidc_consent", "denied", subject=person.subject,
                client_id=grant.client.client_id)
         db.session.commit()
-        return server.create_authorization_response(grant=grant, grant_user=None)
-    return _issue_code(grant, person)
+        return _via_page(server.create_authorization_response(grant=grant, grant_user=None),
+                         grant.client.name)
+    return _via_page(_issue_code(grant, person), grant.client.name)
 
 
 def _needs_reauthentication(values: MultiDict, person: Person, prompts: set[str]) -> bool:

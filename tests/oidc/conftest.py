@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
+import re
 import secrets
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -79,9 +81,17 @@ def authorize(session: requests.Session, base_url: str, client: Client, **params
     return session.get(base_url + "/oauth/authorize", params=query, allow_redirects=False)
 
 
+_REFRESH = re.compile(r'<meta http-equiv="refresh" content="0;url=([^"]+)">')
+
+
 def redirect_params(response) -> dict[str, str]:
-    assert response.status_code == 302, (response.status_code, response.text[:300])
-    location = response.headers["Location"]
+    """Parameters of the way back to the client: a 302, or (after a form submission) the
+    page that continues there by meta refresh."""
+    if response.status_code == 200 and _REFRESH.search(response.text):
+        location = html.unescape(_REFRESH.search(response.text).group(1))
+    else:
+        assert response.status_code == 302, (response.status_code, response.text[:300])
+        location = response.headers["Location"]
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 

@@ -162,3 +162,13 @@ def test_person_deprovisioned_signal_revokes_tokens_and_codes(app, live_server, 
         "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
     assert refresh.json()["error"] == "invalid_grant"
     assert exchange(live_server, rp, pending).json()["error"] == "invalid_grant"
+
+
+def test_authorization_request_by_post(live_server, rp, browser_session):
+    """OIDC Core §3.1.2.1: the authorization endpoint accepts POST (form-encoded) too."""
+    response = browser_session.post(live_server + "/oauth/authorize", data={
+        "response_type": "code", "client_id": rp.client_id, "redirect_uri": rp.redirect_uri,
+        "scope": "openid email", "state": "p1", "nonce": "n-post"}, allow_redirects=False)
+    got = redirect_params(response)
+    assert got["state"] == "p1"
+    assert id_token_claims(exchange(live_server, rp, got["code"]))["nonce"] == "n-post"
