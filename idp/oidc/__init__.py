@@ -7,6 +7,8 @@ client credentials, userinfo, revocation, introspection, RP-initiated logout, ro
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
 
 from ..events import person_deprovisioned
@@ -25,6 +27,9 @@ def _revoke_person(sender, subject: str, **_) -> None:
 
 def init_app(app: Flask) -> None:
     """Register blueprints, CLI commands and signal handlers of this feature."""
+    # Authlib logs issued tokens and client objects at DEBUG: never let them reach a log,
+    # whatever IDP_LOG_LEVEL says (secrets are never logged).
+    logging.getLogger("authlib").setLevel(logging.INFO)
     from . import models  # noqa: F401  (tables registered on db.metadata)
     from .cli import oidc_cli
     from .server import OIDCState, build_server

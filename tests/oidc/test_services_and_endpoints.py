@@ -259,3 +259,17 @@ def test_client_removed_by_another_process_gets_no_token_despite_the_cache(app, 
     response = client_credentials(live_server, service)
     assert response.status_code in (400, 401)
     assert response.json()["error"] == "invalid_client"
+
+
+def test_tokens_and_secrets_never_reach_the_log_even_at_debug(live_server, rp, service,
+                                                              browser_session, caplog):
+    import logging
+
+    with caplog.at_level(logging.DEBUG):
+        code, _ = get_code(browser_session, live_server, rp)
+        tokens = exchange(live_server, rp, code).json()
+        service_token = client_credentials(live_server, service).json()["access_token"]
+    text = caplog.text
+    for secret in (tokens["access_token"], tokens["refresh_token"], tokens["id_token"],
+                   service_token, rp.secret, service.secret, code):
+        assert secret not in text
