@@ -8,6 +8,8 @@ the signing cost out of the hot path); RFC 9700 §4.14.2 (refresh rotation and r
 
 from __future__ import annotations
 
+import datetime as dt
+
 from authlib.oauth2.rfc6749 import grants, list_to_scope, scope_to_list
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -57,7 +59,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             code_challenge=challenge or None,
             code_challenge_method=data.get("code_challenge_method") if challenge else None,
             created_at=now,
-            expires_at=now + _seconds(_oidc().settings.code_lifetime)))
+            expires_at=now + dt.timedelta(seconds=_oidc().settings.code_lifetime)))
 
     def query_authorization_code(self, code: str, client) -> OIDCAuthorizationCode | None:
         if len(code) > MAX_TOKEN_CHARS:
@@ -186,8 +188,3 @@ class OpenIDCode(oidc_grants.OpenIDCode):
     def generate_user_info(self, user, scope: str):
         return person_claims(user, scope)
 
-
-def _seconds(value: int):
-    import datetime as dt
-
-    return dt.timedelta(seconds=value)

@@ -6,11 +6,12 @@ descended from one authorization code share a ``family_id``. The callers commit.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from authlib.oauth2.rfc6749.errors import InvalidClientError
 from flask import current_app
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, or_, select, text, update
 
 from .. import clock
 from ..extensions import db
@@ -83,13 +84,11 @@ def find_by_access_token(value: str) -> OIDCToken | None:
         OIDCToken.access_token_hash == digest(value))).scalar_one_or_none()
 
 
-def find_by_refresh_token(value: str, *, lock: bool = False) -> OIDCToken | None:
+def find_by_refresh_token(value: str) -> OIDCToken | None:
     if not value or len(value) > MAX_TOKEN_CHARS:
         return None
-    query = select(OIDCToken).where(OIDCToken.refresh_token_hash == digest(value))
-    if lock:
-        query = query.with_for_update()
-    return db.session.execute(query).scalar_one_or_none()
+    return db.session.execute(select(OIDCToken).where(
+        OIDCToken.refresh_token_hash == digest(value))).scalar_one_or_none()
 
 
 def spend_refresh_token(value: str) -> SpentRefreshToken | None:
@@ -139,23 +138,14 @@ def revoke_subject(subject: str) -> int:
     return result.rowcount or 0
 
 
-def prune(now: int | None = None) -> tuple[int, int]:
+def prune() -> tuple[int, int]:
     """Delete codes expired a day ago and tokens whose access and refresh parts have both been
     dead for a day (kept that long so a replay is still recognised and answered)."""
-    from sqlalchemy import delete, or_
-
-    now = clock.timestamp() if now is None else now
-    horizon = now - 86400
+    horizon = clock.timestamp() - 86400
     codes = db.session.execute(delete(OIDCAuthorizationCode).where(
-        OIDCAuthorizationCode.expires_at < clock.now() - _day())).rowcount or 0
+        OIDCAuthorizationCode.expires_at < clock.now() - dt.timedelta(days=1))).rowcount or 0
     tokens = db.session.execute(delete(OIDCToken).where(
         OIDCToken.issued_at + OIDCToken.expires_in < horizon,
         or_(OIDCToken.refresh_expires_at.is_(None), OIDCToken.refresh_expires_at < horizon,
             OIDCToken.revoked_at < horizon))).rowcount or 0
     return codes, tokens
-
-
-def _day():
-    import datetime as dt
-
-    return dt.timedelta(days=1)
