@@ -42,27 +42,26 @@ def register_error_handlers(app: Flask) -> None:
                               "The page was open too long or came from another site. Go back, "
                               "reload the page and try again.", "invalid_request")
 
+    def unavailable(what: str, detail: str, message: str, retry_after: int):
+        db.session.rollback()
+        log.error("%s unavailable: %s", what, detail)
+        response, status = error_response(503, "Temporarily unavailable", message,
+                                          "temporarily_unavailable")
+        return response, status, {"Retry-After": str(retry_after)}
+
     @app.errorhandler(LMSUnavailable)
     def lms_unavailable(exc: LMSUnavailable):
-        db.session.rollback()
-        log.error("LMS unavailable: %s", exc)
-        response, status = error_response(
-            503, "Temporarily unavailable",
-            "The LMS cannot be reached right now. Please try again in a few minutes.",
-            "temporarily_unavailable")
-        return response, status, {"Retry-After": "30"}
+        return unavailable("LMS", str(exc),
+                           "The LMS cannot be reached right now. Please try again in a few "
+                           "minutes.", 30)
 
     @app.errorhandler(OperationalError)
     def bridge_database_unavailable(exc: OperationalError):
         """The bridge's own database is unreachable (or was restarted: the pool reconnects on
         the next request, since connections are not pinged before use)."""
-        db.session.rollback()
-        log.error("bridge database unavailable: %s", type(exc).__name__)
-        response, status = error_response(
-            503, "Temporarily unavailable",
-            "The sign-in service cannot reach its database right now. Please try again shortly.",
-            "temporarily_unavailable")
-        return response, status, {"Retry-After": "10"}
+        return unavailable("bridge database", type(exc).__name__,
+                           "The sign-in service cannot reach its database right now. Please "
+                           "try again shortly.", 10)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -7,14 +7,14 @@ from __future__ import annotations
 from urllib.parse import quote, urlencode
 
 from flask import (
-                   Blueprint,
-                   Response,
-                   current_app,
-                   make_response,
-                   redirect,
-                   render_template,
-                   request,
-                   url_for,
+    Blueprint,
+    Response,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
 )
 
 from ..extensions import db
