@@ -84,14 +84,23 @@ def env(pg, lms, base_url, tmp_path_factory) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def make_app(env):
-    """Build another app on the same databases with some variables changed."""
+    """Build another app on the same databases with some variables changed; its connection
+    pools are closed after the test (PostgreSQL's connection slots are finite)."""
+    built = []
 
     def build(**changes: str):
-        return create_app({**env, **changes}, TESTING=True)
+        application = create_app({**env, **changes}, TESTING=True)
+        built.append(application)
+        return application
 
-    return build
+    yield build
+    for application in built:
+        with application.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        application.extensions["lms_directory"].engine.dispose()
 
 
 @pytest.fixture(scope="session")
