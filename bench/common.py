@@ -69,11 +69,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def one_worker(env: dict):
-    """gunicorn with one sync worker serving wsgi:app at env['IDP_ISSUER']."""
+def one_worker(env: dict, app: str = "wsgi:app"):
+    """gunicorn with one sync worker serving ``app`` at env['IDP_ISSUER'] (``timed_wsgi:app``
+    adds a Server-Timing header with the bridge's own time per request)."""
     port = env["BENCH_PORT"]
+    env = {**env, "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}"}
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "-b",
-                             f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
+                             f"127.0.0.1:{port}", "--log-level", "warning", app],
                             cwd=ROOT, env=env)
     import requests
 

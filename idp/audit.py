@@ -15,9 +15,17 @@ from .models import AuditEvent
 from .net import client_ip
 
 
+def audit_values(event: str, outcome: str, subject: str | None = None,
+                 **detail: Any) -> dict[str, Any]:
+    """The column values of one audit row (for writers that insert it in a statement of
+    their own, e.g. with the change it describes in one round trip)."""
+    return {"at": clock.now(), "event": event, "outcome": outcome, "subject": subject,
+            "client_ip": client_ip() if has_request_context() else None,
+            "detail": {k: v for k, v in detail.items() if v is not None}}
+
+
 def record(event: str, outcome: str, subject: str | None = None, **detail: Any) -> AuditEvent:
-    row = AuditEvent(at=clock.now(), event=event, outcome=outcome, subject=subject,
-                     client_ip=client_ip() if has_request_context() else None,
-                     detail={k: v for k, v in detail.items() if v is not None})
+    """Add the row to the current transaction (the caller commits)."""
+    row = AuditEvent(**audit_values(event, outcome, subject, **detail))
     db.session.add(row)
     return row

@@ -11,5 +11,11 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+
+def autocommit_connection():
+    """A bridge-database connection where each statement commits on its own: one round trip
+    for a read, or for an atomic single-statement write, with no BEGIN/COMMIT around it."""
+    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 migrate = Migrate()
 csrf = CSRFProtect()

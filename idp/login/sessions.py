@@ -12,17 +12,42 @@ import hashlib
 import secrets
 
 from flask import current_app, g, session
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, update
 
 from .. import clock
-from ..extensions import db
+from ..audit import audit_values
+from ..extensions import autocommit_connection, db
 from ..lms.directory import get_directory
-from ..models import LoginSession
+from ..models import AuditEvent, LoginSession
 from ..net import client_ip
 from ..people import Person
 
 _COOKIE_KEY = "sid"
 _TOUCH_EVERY = dt.timedelta(minutes=5)
+_SESSION_COLUMNS = ("id", "subject", "auth_method", "authenticated_at", "last_seen_at",
+                    "expires_at", "revoked_at", "client_ip")
+_AUDIT_COLUMNS = ("at", "event", "outcome", "subject", "client_ip", "detail")
+
+
+def _open_statement(replacing: bool):
+    """Built once: insert the session and its audit row (and end the replaced session) in one
+    statement. Parameters are prefixed (``session_*``, ``audit_*``) so that none is taken for
+    a column of the other table."""
+    sessions, audit = LoginSession.__table__, AuditEvent.__table__
+    statement = insert(sessions).values({c: bindparam("session_" + c, type_=sessions.c[c].type)
+                                         for c in _SESSION_COLUMNS}) \
+        .add_cte(insert(audit).values({c: bindparam("audit_" + c, type_=audit.c[c].type)
+                                       for c in _AUDIT_COLUMNS}).cte("audit"))
+    if replacing:
+        statement = statement.add_cte(update(sessions)
+                                      .where(sessions.c.id == bindparam("replaced_id"))
+                                      .values(revoked_at=bindparam("session_authenticated_at"))
+                                      .cte("replaced"))
+    return statement
+
+
+_OPEN_SESSION = _open_statement(replacing=False)
+_REPLACE_SESSION = _open_statement(replacing=True)
 
 
 def _digest(token: str) -> str:
@@ -30,21 +55,28 @@ def _digest(token: str) -> str:
 
 
 def open_session(person: Person, auth_method: str) -> LoginSession:
-    """Start a fresh session for ``person``: the old cookie content is dropped, a new token is
-    minted (the caller commits)."""
-    close_session(reason="replaced")
+    """Start a fresh session for ``person``: the old cookie content is dropped and a new token
+    minted (no fixation). The session row, the end of the browser's previous session and the
+    ``login`` audit row are written by one atomic statement, committed on return."""
+    previous = current_session()
     session.clear()
     token = secrets.token_urlsafe(32)
     now = clock.now()
     lifetime = current_app.config["IDP"].session_lifetime
-    row = LoginSession(id=_digest(token), subject=person.subject, auth_method=auth_method,
-                       authenticated_at=now, last_seen_at=now,
-                       expires_at=now + dt.timedelta(seconds=lifetime), client_ip=client_ip())
-    db.session.add(row)
+    values = {"id": _digest(token), "subject": person.subject, "auth_method": auth_method,
+              "authenticated_at": now, "last_seen_at": now, "revoked_at": None,
+              "expires_at": now + dt.timedelta(seconds=lifetime), "client_ip": client_ip()}
+    audit = audit_values("login", "success", person.subject, method=auth_method)
+    params = {**{"session_" + k: v for k, v in values.items()},
+              **{"audit_" + k: v for k, v in audit.items()}}
+    if previous is not None:
+        params["replaced_id"] = previous.id
+    with autocommit_connection() as conn:
+        conn.execute(_REPLACE_SESSION if previous is not None else _OPEN_SESSION, params)
     session[_COOKIE_KEY] = token
     session.permanent = True
-    g.login_session = row
-    return row
+    g.login_session = LoginSession(**values)
+    return g.login_session
 
 
 def current_session() -> LoginSession | None:

@@ -15,12 +15,12 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-from sqlalchemy import case, delete, select
+from sqlalchemy import bindparam, case, delete, select
 from sqlalchemy.dialects.postgresql import insert
 
 from .. import clock
 from ..config import Settings
-from ..extensions import db
+from ..extensions import autocommit_connection, db
 from ..models import LoginThrottle
 
 
@@ -44,12 +44,16 @@ class ThrottleState:
     account_counted: bool  # the account has failures on record (to clear on success)
 
 
+_CHECK = select(LoginThrottle.key, LoginThrottle.blocked_until).where(
+    LoginThrottle.key.in_(bindparam("keys", expanding=True)))
+
+
 def check(keys: list[ThrottleKey]) -> ThrottleState:
-    """One query: is any key delayed now, and does the account have failures on record?"""
+    """One query (no transaction around it): is any key delayed now, and does the account
+    have failures on record?"""
     now = clock.now()
-    rows = db.session.execute(
-        select(LoginThrottle.key, LoginThrottle.blocked_until)
-        .where(LoginThrottle.key.in_([k.key for k in keys]))).all()
+    with autocommit_connection() as conn:
+        rows = conn.execute(_CHECK, {"keys": [k.key for k in keys]}).all()
     scopes = {k.key: k.scope for k in keys}
     blocked = [r for r in rows if r.blocked_until is not None and r.blocked_until > now]
     counted = any(scopes[r.key] == "account" for r in rows)

@@ -81,10 +81,9 @@ def login():
         return _login_page(form, error=FAILED_MESSAGE, status=401)
     if state.account_counted:
         throttle.clear_account(keys)
+        db.session.commit()
     open_session(person, "password")
     LOGINS.labels("password", "success").inc()
-    record("login", "success", subject=person.subject, method="password")
-    db.session.commit()
     return redirect(safe_local_path(form.next.data) or "/")
 
 
@@ -138,8 +137,7 @@ def launch():
             "errors/error.html", title="Your account is not active",
             message="The LMS does not list this account as active. Ask your mentor or the "
                     "LMS staff."), 403))
+    db.session.commit()  # the jti is spent before the session opens
     open_session(person, "launch")
     LOGINS.labels("launch", "success").inc()
-    record("login", "success", subject=person.subject, method="launch")
-    db.session.commit()
     return redirect(safe_next(request.args.get("next"), settings.launch_service_urls))
