@@ -19,12 +19,11 @@ from sqlalchemy import delete, text
 from sqlalchemy.dialects.postgresql import insert
 
 from .. import clock
-from ..audit import record
+from ..audit import audit_values, record
 from ..extensions import db
 from ..keys import get_keystore
 from ..login.sessions import current_person, current_session
 from ..models import LoginSession
-from ..net import client_ip
 from ..people import Person
 from .attributes import release
 from .codec import SamlDecodeError, decode_post, decode_redirect, parse_xml
@@ -49,12 +48,12 @@ _RECORD_LOGIN = text("""
     SET LOCAL synchronous_commit TO OFF;
     WITH audit AS (
         INSERT INTO audit_events (at, event, outcome, subject, client_ip, detail)
-        VALUES (:at, 'saml_sso', 'success', :subject, :ip, CAST(:detail AS jsonb)))
+        VALUES (:at, :event, :outcome, :subject, :client_ip, CAST(:detail AS jsonb)))
     INSERT INTO saml_logins (login_session_id, subject, sp_entity_id, name_id, session_index,
                              created_at)
     VALUES (:sid, :subject, :sp, :email, :idx, :at)""")
-"""psycopg2 sends both statements in one round trip; the audit row is the one
-``idp.audit.record`` would write."""
+"""psycopg2 sends both statements in one round trip; the audit row's values come from
+``idp.audit.audit_values``, as ``idp.audit.record`` would write them."""
 ACCEPTED_NAMEID_FORMATS = (None, NAMEID_UNSPECIFIED, NAMEID_EMAIL)
 MAX_RELAY_STATE = 1024
 
@@ -251,9 +250,9 @@ def issue_assertion(settings: SamlSettings, sp: SPView, person: Person,
     # Hot path: one round trip writes the SAML login and its audit row, and the commit does
     # not wait for fsync (losing the last rows in a database crash costs only a Single Logout
     # message, never a wrong assertion).
+    audit = audit_values("saml_sso", "success", person.subject, sp=sp.entity_id, flow=flow)
     db.session.execute(_RECORD_LOGIN, {
-        "at": now, "subject": person.subject, "ip": client_ip(),
-        "detail": json.dumps({"sp": sp.entity_id, "flow": flow}), "sid": session.id,
+        **audit, "at": now, "detail": json.dumps(audit["detail"]), "sid": session.id,
         "sp": sp.entity_id, "email": person.email, "idx": session_index})
     db.session.commit()
     SAML_RESPONSES.labels(flow, "success").inc()
