@@ -233,3 +233,15 @@ def test_inactive_sign_in_is_reported_after_the_response(client):
         assert seen == [("student:5", True)]
     finally:
         inactive_login_attempt.disconnect(listener)
+
+
+def test_session_is_seen_again_and_expires(app, client):
+    client_login(client, "student1")
+    with app.app_context():
+        first_seen = db.session.query(LoginSession).one().last_seen_at
+    clock.advance(400)  # past the five-minute touch interval
+    assert client.get("/").status_code == 200
+    with app.app_context():
+        assert db.session.query(LoginSession).one().last_seen_at > first_seen
+    clock.advance(8 * 3600)  # past IDP_SESSION_LIFETIME
+    assert client.get("/").status_code == 302

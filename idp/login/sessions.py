@@ -12,7 +12,7 @@ import hashlib
 import secrets
 
 from flask import current_app, g, session
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert, select, update
 
 from .. import clock
 from ..audit import audit_values
@@ -48,6 +48,10 @@ def _open_statement(replacing: bool):
 
 _OPEN_SESSION = _open_statement(replacing=False)
 _REPLACE_SESSION = _open_statement(replacing=True)
+_SESSIONS = LoginSession.__table__
+_FIND = select(_SESSIONS).where(_SESSIONS.c.id == bindparam("session_id"))
+_TOUCH = update(_SESSIONS).where(_SESSIONS.c.id == bindparam("session_id")) \
+    .values(last_seen_at=bindparam("now"))
 
 
 def _digest(token: str) -> str:
@@ -80,19 +84,22 @@ def open_session(person: Person, auth_method: str) -> LoginSession:
 
 
 def current_session() -> LoginSession | None:
-    """The live session of this request (not expired, not revoked), or None."""
+    """The live session of this request (not expired, not revoked), or None. The row is a
+    read-only view (not attached to ``db.session``): it is read in one round trip outside any
+    transaction, and ``last_seen_at`` is refreshed at most every five minutes."""
     if "login_session" in g:
         return g.login_session
     row = None
     token = session.get(_COOKIE_KEY)
     if isinstance(token, str) and len(token) < 100:
-        row = db.session.get(LoginSession, _digest(token))
-        now = clock.now()
-        if row is not None and (row.revoked_at is not None or row.expires_at <= now):
-            row = None
-        if row is not None and now - row.last_seen_at > _TOUCH_EVERY:
-            row.last_seen_at = now
-            db.session.commit()
+        with autocommit_connection() as conn:
+            found = conn.execute(_FIND, {"session_id": _digest(token)}).mappings().first()
+            now = clock.now()
+            if found is not None and found["revoked_at"] is None and found["expires_at"] > now:
+                row = LoginSession(**found)
+                if now - row.last_seen_at > _TOUCH_EVERY:
+                    conn.execute(_TOUCH, {"session_id": row.id, "now": now})
+                    row.last_seen_at = now
     g.login_session = row
     return row
 
@@ -112,10 +119,13 @@ def current_person() -> Person | None:
 
 
 def close_session(reason: str = "logout") -> LoginSession | None:
-    """End this browser's session (the caller commits); returns the row that was ended."""
+    """End this browser's session (in the caller's transaction: the caller commits); returns
+    the row that was ended. ``reason`` names the caller's protocol step, for readers."""
     row = current_session()
     if row is not None:
         row.revoked_at = clock.now()
+        db.session.execute(update(_SESSIONS).where(_SESSIONS.c.id == row.id)
+                           .values(revoked_at=row.revoked_at))
     session.pop(_COOKIE_KEY, None)
     g.login_session = None
     return row

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from .. import clock
 from ..audit import audit_values, record
-from ..extensions import db
+from ..extensions import autocommit_connection, db
 from ..keys import get_keystore
 from ..login.sessions import current_person, current_session
 from ..models import LoginSession
@@ -203,6 +203,7 @@ def continue_pending(settings: SamlSettings, token: str) -> PostToAcs | SignIn:
                                  "The person is not signed in and IsPassive was requested.")
         return SignIn(next_path=f"/saml/sso/continue/{token}", reauth=row.force_authn)
     row.answered_at = now
+    db.session.commit()  # answered before the answer is built: a request is answered once
     return issue_assertion(settings, sp, person, session, acs_url=row.acs_url,
                            in_response_to=row.request_id, relay_state=row.relay_state,
                            flow="sp-initiated")
@@ -234,7 +235,7 @@ def issue_assertion(settings: SamlSettings, sp: SPView, person: Person,
                     session: LoginSession, *, acs_url: str, in_response_to: str | None,
                     relay_state: str | None, flow: str) -> PostToAcs:
     """Sign a Response for ``person`` (already checked active in the LMS) and record the login
-    for Single Logout; commits."""
+    for Single Logout (committed on its own, in one round trip)."""
     if not person.email or "@" not in person.email:
         raise SsoRefused("Your LMS account has no email address, which the service needs to "
                          "know you. Ask the LMS staff to add one.", reason="person without email")
@@ -251,10 +252,10 @@ def issue_assertion(settings: SamlSettings, sp: SPView, person: Person,
     # not wait for fsync (losing the last rows in a database crash costs only a Single Logout
     # message, never a wrong assertion).
     audit = audit_values("saml_sso", "success", person.subject, sp=sp.entity_id, flow=flow)
-    db.session.execute(_RECORD_LOGIN, {
-        **audit, "at": now, "detail": json.dumps(audit["detail"]), "sid": session.id,
-        "sp": sp.entity_id, "email": person.email, "idx": session_index})
-    db.session.commit()
+    with autocommit_connection() as conn:  # both statements run as one implicit transaction
+        conn.execute(_RECORD_LOGIN, {
+            **audit, "at": now, "detail": json.dumps(audit["detail"]), "sid": session.id,
+            "sp": sp.entity_id, "email": person.email, "idx": session_index})
     SAML_RESPONSES.labels(flow, "success").inc()
     return PostToAcs(acs_url, base64.b64encode(xml).decode(), relay_state)
 
