@@ -3,6 +3,7 @@ and a demo LMS, the app's environment, and a one-worker gunicorn serving it."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import platform
 import socket
@@ -70,30 +71,51 @@ def free_port() -> int:
 
 @contextmanager
 def one_worker(env: dict, app: str = "wsgi:app"):
-    """gunicorn with one sync worker serving ``app`` at env['IDP_ISSUER'] (``timed_wsgi:app``
-    adds a Server-Timing header with the bridge's own time per request)."""
+    """gunicorn with one sync worker serving ``app`` at env['IDP_ISSUER']; yields (base URL,
+    worker pid) once it answers /healthz. ``timed_wsgi:app`` adds a Server-Timing header with
+    the bridge's own time per request."""
     port = env["BENCH_PORT"]
     env = {**env, "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}"}
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "-b",
-                             f"127.0.0.1:{port}", "--log-level", "warning", app],
-                            cwd=ROOT, env=env)
-    import requests
-
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(env["IDP_ISSUER"] + "/healthz", timeout=1)
-            break
-        except requests.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("gunicorn did not start") from None
-            time.sleep(0.1)
+                             f"127.0.0.1:{port}", "--backlog", "256", "--log-level", "warning",
+                             app], cwd=ROOT, env=env)
     try:
-        yield env["IDP_ISSUER"]
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("gunicorn did not start") from None
+                time.sleep(0.1)
+        yield env["IDP_ISSUER"], _worker_pid(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _worker_pid(master: int) -> int:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{master}/task/{master}/children") as fh:
+                children = fh.read().split()
+        except FileNotFoundError:
+            children = []
+        if children:
+            return int(children[0])
+        time.sleep(0.05)
+    raise RuntimeError("no gunicorn worker")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (from /proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -19,14 +19,11 @@ import argparse
 import os
 import random
 import re
-import subprocess
-import sys
 import threading
 import time
-from contextlib import contextmanager
 
 import psycopg2
-from common import ROOT, database, machine, percentile
+from common import ROOT, database, machine, one_worker, percentile
 
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 PASSWORD = "lms-demo-2026"
@@ -94,34 +91,6 @@ def http_rate(base: str, cookies, paths: list[str], seconds: float, threads: int
     cpu = sum(worker_process.cpu_times()[:2]) - cpu_before
     return done[0] / elapsed, cpu / done[0] * 1000
 
-
-@contextmanager
-def one_worker(env: dict):
-    """gunicorn, one sync worker, serving wsgi:app; waits until it answers /healthz (loading
-    the app can take longer than a first request's timeout)."""
-    import requests
-
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "-b",
-                             f"127.0.0.1:{env['BENCH_PORT']}", "--log-level", "warning",
-                             "wsgi:app"], cwd=ROOT, env=env)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(env["IDP_ISSUER"] + "/healthz", timeout=5)
-            break
-        except requests.RequestException:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("gunicorn did not start") from None
-            time.sleep(0.2)
-    import psutil
-
-    children = psutil.Process(proc.pid).children()
-    try:
-        yield env["IDP_ISSUER"], children[0].pid if children else proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def main() -> None:

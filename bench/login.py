@@ -63,7 +63,7 @@ def main() -> None:
                 assert directory.find(name) is not None
                 lookups.append(time.perf_counter() - t0)
 
-        with one_worker(env, "timed_wsgi:app") as base:
+        with one_worker(env, "timed_wsgi:app") as (base, _worker):
             t_start = time.perf_counter()
             success = [sign_in(base, "student1", PASSWORD, 302) for _ in range(args.logins)]
             elapsed = time.perf_counter() - t_start

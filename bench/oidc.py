@@ -22,59 +22,14 @@ import base64
 import http.client
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from common import ROOT, database, machine
+from common import ROOT, cpu_seconds, database, machine, one_worker
 
 TARGET = 600
-
-
-def worker_pid(master: int) -> int:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            children = open(f"/proc/{master}/task/{master}/children").read().split()
-        except FileNotFoundError:
-            children = []
-        if children:
-            return int(children[0])
-        time.sleep(0.05)
-    raise RuntimeError("no gunicorn worker")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def gunicorn(env: dict):
-    """One sync worker (single-threaded) serving wsgi:app; yields (base_url, worker pid)."""
-    port = env["BENCH_PORT"]
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "-b",
-                             f"127.0.0.1:{port}", "--backlog", "256", "--log-level", "warning",
-                             "wsgi:app"], cwd=ROOT, env=env)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=2)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("gunicorn did not start") from None
-                time.sleep(0.1)
-        yield env["IDP_ISSUER"], worker_pid(proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def setup_clients(env: dict, families: int) -> tuple[tuple[str, str], tuple[str, str], list]:
@@ -220,7 +175,7 @@ def main() -> int:
         service, _rp, refresh_tokens = setup_clients(env, args.threads)
         rp_auth = basic(*_rp)
         port = int(env["BENCH_PORT"])
-        with gunicorn(env) as (_base, pid):
+        with one_worker(env) as (_base, pid):
             service_auth = basic(*service)
 
             def client_credentials():

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import re
 import time
 from urllib.parse import urlencode, urlsplit
 
-from common import database, machine, one_worker, percentile
+from common import cpu_seconds, database, machine, one_worker, percentile
 
 ZULIP = "https://zulip.example.edu"
 ZULIP_ACS = ZULIP + "/complete/saml/"
@@ -66,33 +65,6 @@ def raw_signing_cost(app, rounds: int) -> tuple[float, float, int]:
     return percentile(sign_times, 50), percentile(build_times, 50), len(document)
 
 
-def gunicorn_worker(port: int) -> int:
-    """The pid of the one gunicorn worker listening on ``port`` (the master's child)."""
-    pids = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                cmdline = fh.read().replace(b"\0", b" ")
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            continue
-        if b"gunicorn" in cmdline and f"127.0.0.1:{port}".encode() in cmdline:
-            pids[int(entry)] = ppid
-    workers = [pid for pid, ppid in pids.items() if ppid in pids]
-    assert len(workers) == 1, pids
-    return workers[0]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (from /proc/<pid>/stat)."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--responses", type=int, default=2000)
@@ -113,7 +85,7 @@ def main() -> None:
 
         import requests
 
-        with one_worker(env) as base:
+        with one_worker(env) as (base, worker):
             session = requests.Session()
             token = CSRF.search(session.get(base + "/login").text).group(1)
             response = session.post(base + "/login", allow_redirects=False, data={
@@ -135,7 +107,6 @@ def main() -> None:
 
             for _ in range(50):  # warm-up: templates, keys, connection pools
                 assert b'name="SAMLResponse"' in fetch()
-            worker = gunicorn_worker(port)
             cpu_before = cpu_seconds(worker)
             latencies = []
             started = time.perf_counter()
