@@ -93,16 +93,16 @@ def recommendations(metrics: dict, subjects: list[dict], weekdays: list[dict],
         idle = (now - dt.datetime.fromisoformat(last.replace("Z", "+00:00"))).days
         if idle >= IDLE_DAYS:
             out.append(_rec("resume_practice", "Take a practice test this week",
-                            f"The last attempt was {idle} days ago.", "medium"))
+                            f"The last attempt was {_days(idle)} ago.", "medium"))
     elif metrics.get("attempts_count") == 0:
         out.append(_rec("first_attempt", "Take a first practice test",
                         "No attempt has been recorded yet.", "medium"))
     if streak_broken(metrics):
         previous = metrics.get("previous_streak")
-        before = (f" (it was {previous} days at the previous snapshot)"
+        before = (f" (it was {_days(previous)} at the previous snapshot)"
                   if previous is not None and previous > metrics["current_streak"] else "")
         out.append(_rec("restart_streak", "Restart the daily learning streak",
-                        f"The current streak is {metrics['current_streak']} days{before}; the "
+                        f"The current streak is {_days(metrics['current_streak'])}{before}; the "
                         f"best so far was {metrics.get('highest_streak') or 0}.", "medium"))
     videos, exams = metrics.get("videos_watched"), metrics.get("total_exams")
     if videos is not None and exams and videos < exams:
@@ -126,3 +126,7 @@ def recommendations(metrics: dict, subjects: list[dict], weekdays: list[dict],
                             "low", s["subject"]))
             break
     return out
+
+
+def _days(count: int) -> str:
+    return f"{count} day" if count == 1 else f"{count} days"
