@@ -27,20 +27,21 @@ _TOUCH_EVERY = dt.timedelta(minutes=5)
 _SESSION_COLUMNS = ("id", "subject", "auth_method", "authenticated_at", "last_seen_at",
                     "expires_at", "revoked_at", "client_ip")
 _AUDIT_COLUMNS = ("at", "event", "outcome", "subject", "client_ip", "detail")
+_SESSIONS = LoginSession.__table__
 
 
 def _open_statement(replacing: bool):
     """Built once: insert the session and its audit row (and end the replaced session) in one
     statement. Parameters are prefixed (``session_*``, ``audit_*``) so that none is taken for
     a column of the other table."""
-    sessions, audit = LoginSession.__table__, AuditEvent.__table__
-    statement = insert(sessions).values({c: bindparam("session_" + c, type_=sessions.c[c].type)
-                                         for c in _SESSION_COLUMNS}) \
+    audit = AuditEvent.__table__
+    statement = insert(_SESSIONS).values({c: bindparam("session_" + c, type_=_SESSIONS.c[c].type)
+                                          for c in _SESSION_COLUMNS}) \
         .add_cte(insert(audit).values({c: bindparam("audit_" + c, type_=audit.c[c].type)
                                        for c in _AUDIT_COLUMNS}).cte("audit"))
     if replacing:
-        statement = statement.add_cte(update(sessions)
-                                      .where(sessions.c.id == bindparam("replaced_id"))
+        statement = statement.add_cte(update(_SESSIONS)
+                                      .where(_SESSIONS.c.id == bindparam("replaced_id"))
                                       .values(revoked_at=bindparam("session_authenticated_at"))
                                       .cte("replaced"))
     return statement
@@ -48,7 +49,6 @@ def _open_statement(replacing: bool):
 
 _OPEN_SESSION = _open_statement(replacing=False)
 _REPLACE_SESSION = _open_statement(replacing=True)
-_SESSIONS = LoginSession.__table__
 _FIND = select(_SESSIONS).where(_SESSIONS.c.id == bindparam("session_id"))
 _TOUCH = update(_SESSIONS).where(_SESSIONS.c.id == bindparam("session_id")) \
     .values(last_seen_at=bindparam("now"))
