@@ -8,7 +8,6 @@ and revoking a person's rows ends their sessions on every replica at once.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 
 from flask import current_app, g, session
@@ -17,6 +16,7 @@ from sqlalchemy import bindparam, insert, select, update
 from .. import clock
 from ..audit import audit_values
 from ..extensions import autocommit_connection, db
+from ..hashing import token_digest
 from ..lms.directory import get_directory
 from ..models import AuditEvent, LoginSession
 from ..net import client_ip
@@ -54,10 +54,6 @@ _TOUCH = update(_SESSIONS).where(_SESSIONS.c.id == bindparam("session_id")) \
     .values(last_seen_at=bindparam("now"))
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def open_session(person: Person, auth_method: str) -> LoginSession:
     """Start a fresh session for ``person``: the old cookie content is dropped and a new token
     minted (no fixation). The session row, the end of the browser's previous session and the
@@ -67,7 +63,7 @@ def open_session(person: Person, auth_method: str) -> LoginSession:
     token = secrets.token_urlsafe(32)
     now = clock.now()
     lifetime = current_app.config["IDP"].session_lifetime
-    values = {"id": _digest(token), "subject": person.subject, "auth_method": auth_method,
+    values = {"id": token_digest(token), "subject": person.subject, "auth_method": auth_method,
               "authenticated_at": now, "last_seen_at": now, "revoked_at": None,
               "expires_at": now + dt.timedelta(seconds=lifetime), "client_ip": client_ip()}
     audit = audit_values("login", "success", person.subject, method=auth_method)
@@ -93,7 +89,7 @@ def current_session() -> LoginSession | None:
     token = session.get(_COOKIE_KEY)
     if isinstance(token, str) and len(token) < 100:
         with autocommit_connection() as conn:
-            found = conn.execute(_FIND, {"session_id": _digest(token)}).mappings().first()
+            found = conn.execute(_FIND, {"session_id": token_digest(token)}).mappings().first()
             now = clock.now()
             if found is not None and found["revoked_at"] is None and found["expires_at"] > now:
                 row = LoginSession(**found)

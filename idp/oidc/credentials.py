@@ -50,6 +50,3 @@ def new_token(nbytes: int = 32) -> str:
     return secrets.token_urlsafe(nbytes)
 
 
-def digest(value: str) -> str:
-    """SHA-256 hex of a code or token: what the tables keep."""
-    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()

@@ -21,10 +21,10 @@ from sqlalchemy import exists, select
 from .. import clock
 from ..audit import record
 from ..extensions import db
+from ..hashing import token_digest
 from ..keys import get_keystore
 from ..lms.directory import get_directory
 from .claims import person_claims
-from .credentials import digest
 from .models import USER_SCOPES, OIDCAuthorizationCode
 from .tokens import (
     MAX_TOKEN_CHARS,
@@ -52,7 +52,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         data = request.payload.data
         challenge = data.get("code_challenge")
         db.session.add(OIDCAuthorizationCode(
-            code_hash=digest(code), client_id=request.client.client_id,
+            code_hash=token_digest(code), client_id=request.client.client_id,
             subject=request.user.subject, redirect_uri=request.payload.redirect_uri,
             scope=request.scope or "", nonce=data.get("nonce") or None,
             auth_time=int(getattr(request, "auth_time", clock.timestamp())),
@@ -65,7 +65,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if len(code) > MAX_TOKEN_CHARS:
             return None
         row = db.session.execute(
-            select(OIDCAuthorizationCode).where(OIDCAuthorizationCode.code_hash == digest(code))
+            select(OIDCAuthorizationCode)
+            .where(OIDCAuthorizationCode.code_hash == token_digest(code))
             .with_for_update()).scalar_one_or_none()
         if row is None or row.client_id != client.client_id:
             return None

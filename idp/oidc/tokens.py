@@ -15,7 +15,8 @@ from sqlalchemy import delete, or_, select, text, update
 
 from .. import clock
 from ..extensions import db
-from .credentials import digest, new_token
+from ..hashing import token_digest
+from .credentials import new_token
 from .models import OIDCAuthorizationCode, OIDCToken
 
 MAX_TOKEN_CHARS = 512
@@ -64,8 +65,8 @@ def store_token(token: dict, *, client_id: str, subject: str | None, family_id: 
     refresh = token.get("refresh_token")
     result = db.session.connection().execute(_INSERT_TOKEN, {
         "client_id": client_id, "subject": subject, "scope": token.get("scope", ""),
-        "access": digest(token["access_token"]),
-        "refresh": digest(refresh) if refresh else None, "family": family_id,
+        "access": token_digest(token["access_token"]),
+        "refresh": token_digest(refresh) if refresh else None, "family": family_id,
         "auth_time": auth_time, "now": now,
         "expires_in": int(token.get("expires_in", settings().access_token_lifetime)),
         "refresh_expires_at": now + settings().refresh_token_lifetime if refresh else None})
@@ -74,21 +75,21 @@ def store_token(token: dict, *, client_id: str, subject: str | None, family_id: 
 
 
 def new_family_id() -> str:
-    return digest(new_token())
+    return token_digest(new_token())
 
 
 def find_by_access_token(value: str) -> OIDCToken | None:
     if not value or len(value) > MAX_TOKEN_CHARS:
         return None
     return db.session.execute(select(OIDCToken).where(
-        OIDCToken.access_token_hash == digest(value))).scalar_one_or_none()
+        OIDCToken.access_token_hash == token_digest(value))).scalar_one_or_none()
 
 
 def find_by_refresh_token(value: str) -> OIDCToken | None:
     if not value or len(value) > MAX_TOKEN_CHARS:
         return None
     return db.session.execute(select(OIDCToken).where(
-        OIDCToken.refresh_token_hash == digest(value))).scalar_one_or_none()
+        OIDCToken.refresh_token_hash == token_digest(value))).scalar_one_or_none()
 
 
 def spend_refresh_token(value: str) -> SpentRefreshToken | None:
@@ -98,7 +99,7 @@ def spend_refresh_token(value: str) -> SpentRefreshToken | None:
     if not value or len(value) > MAX_TOKEN_CHARS:
         return None
     row = db.session.connection().execute(_SPEND_REFRESH, {"now": clock.timestamp(),
-                                              "hash": digest(value)}).first()
+                                              "hash": token_digest(value)}).first()
     return SpentRefreshToken(*row) if row is not None else None
 
 

@@ -12,7 +12,6 @@ a random RelayState token (its SHA-256 is the key).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from sqlalchemy import func, select, update
 from .. import clock
 from ..audit import record
 from ..extensions import db
+from ..hashing import token_digest
 from ..keys import get_keystore
 from ..login.sessions import close_session, current_session
 from ..models import LoginSession
@@ -62,10 +62,6 @@ class RedirectQuery:
     relay_state: str | None
     sig_alg: str | None
     signature: str | None
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _redirect_url(location: str, query: str) -> str:
@@ -184,7 +180,7 @@ def _start_chain(session_id: str, *, initiator: ServiceProvider | None, request_
                  relay_state: str | None) -> tuple[LogoutChain, str]:
     token = secrets.token_urlsafe(24)
     now = clock.now()
-    chain = LogoutChain(key=_digest(token), login_session_id=session_id,
+    chain = LogoutChain(key=token_digest(token), login_session_id=session_id,
                         initiator_entity_id=initiator.entity_id if initiator else None,
                         initiator_request_id=request_id, initiator_relay_state=relay_state,
                         created_at=now, expires_at=now + CHAIN_LIFETIME)
@@ -236,7 +232,7 @@ def _next_step(settings: SamlSettings, chain_and_token: tuple[LogoutChain, str],
 def receive_logout_response(settings: SamlSettings, query: RedirectQuery) -> str:
     """An SP answered our LogoutRequest: mark it done and continue the chain. Commits."""
     token = query.relay_state or ""
-    chain = db.session.get(LogoutChain, _digest(token)) if 8 < len(token) < 100 else None
+    chain = db.session.get(LogoutChain, token_digest(token)) if 8 < len(token) < 100 else None
     if chain is None or chain.expires_at < clock.now():
         raise SloRefused("This logout has expired or is unknown. You are signed out of the "
                          "bridge; close the browser to end other sessions.",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
 import secrets
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from .. import clock
 from ..audit import audit_values, record
 from ..extensions import autocommit_connection, db
+from ..hashing import token_digest
 from ..keys import get_keystore
 from ..login.sessions import current_person, current_session
 from ..models import LoginSession
@@ -86,10 +86,6 @@ class SignIn:
     reauth: bool
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 # -- receiving an AuthnRequest ---------------------------------------------------------------
 @dataclass(frozen=True)
 class RedirectSignature:
@@ -129,7 +125,7 @@ def receive_authn_request(settings: SamlSettings, *, binding: str, message: str,
     token = secrets.token_urlsafe(24)
     db.session.execute(delete(PendingAuthnRequest).where(PendingAuthnRequest.expires_at < now))
     stored = db.session.execute(insert(PendingAuthnRequest).values(
-        key=_digest(token), sp_entity_id=sp.entity_id, request_id=request.header.id,
+        key=token_digest(token), sp_entity_id=sp.entity_id, request_id=request.header.id,
         acs_url=acs_url, relay_state=relay_state, force_authn=request.force_authn,
         is_passive=request.is_passive, created_at=now,
         expires_at=request.header.issue_instant + 2 * skew + dt.timedelta(minutes=10))
@@ -183,7 +179,7 @@ def _check_signature(sp: SPView, request: AuthnRequest, root,
 # -- answering ----------------------------------------------------------------------------
 def continue_pending(settings: SamlSettings, token: str) -> PostToAcs | SignIn:
     """Answer a stored request for the signed-in person, or ask them to sign in first."""
-    row = db.session.get(PendingAuthnRequest, _digest(token)) if 8 < len(token) < 100 else None
+    row = db.session.get(PendingAuthnRequest, token_digest(token)) if 8 < len(token) < 100 else None
     now = clock.now()
     if row is None or row.answered_at is not None or row.expires_at < now:
         raise SsoRefused("This sign-in request has expired or was already answered. Start "
