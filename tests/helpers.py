@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
+import secrets
 
+import psycopg2
 import requests
 
 DEMO_PASSWORD = "lms-demo-2026"
@@ -34,3 +38,21 @@ def http_login(base_url: str, login: str, password: str = DEMO_PASSWORD,
         allow_redirects=False)
     assert response.status_code == 302, response.text[:500]
     return session
+
+
+def create_databases(server, *names: str) -> None:
+    """CREATE DATABASE each of ``names`` on an embedded PostgreSQL server (as its superuser)."""
+    conn = psycopg2.connect(server.get_uri("postgres"))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for name in names:
+            cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+
+
+def pkce_pair() -> tuple[str, str]:
+    """(code_verifier, S256 code_challenge), RFC 7636 §4.1-4.2."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()) \
+        .rstrip(b"=").decode()
+    return verifier, challenge

@@ -9,7 +9,7 @@ import psycopg2
 
 from idp.keys import KeyStore
 from idp.lms.demo import generate
-from tests.helpers import client_login
+from tests.helpers import client_login, create_databases
 
 
 def test_healthz_and_readyz(client):
@@ -59,12 +59,7 @@ def test_keys_created_private_and_rotated_in_two_steps(tmp_path):
 
 
 def test_demo_generator_is_deterministic(pg):
-    conn = psycopg2.connect(pg.get_uri("postgres"))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("CREATE DATABASE demo_a")
-        cur.execute("CREATE DATABASE demo_b")
-    conn.close()
+    create_databases(pg, "demo_a", "demo_b")
     fingerprints = []
     for name in ("demo_a", "demo_b"):
         generate(pg.get_uri(name), students=30, attempts_per_student=5, seed=7,

@@ -4,9 +4,6 @@ revocation, a client without the lms.context scope."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import secrets
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -14,7 +11,7 @@ import requests
 from idp import clock
 from idp.extensions import db
 from tests.context.conftest import basic_auth, register_client
-from tests.helpers import http_login
+from tests.helpers import http_login, pkce_pair
 
 PROFILE = "/api/v1/lms/students/{}/profile"
 MENTOR = "/api/v1/lms/mentors/{}/students"
@@ -69,9 +66,7 @@ def _user_token(app, base_url: str, login: str, scope: str = "openid lms.context
     client_id, secret = register_client(app, f"assistant-{login}", redirect_uris=[REDIRECT],
                                  trusted=True, scopes=scope.split())
     session = http_login(base_url, login)
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()) \
-        .rstrip(b"=").decode()
+    verifier, challenge = pkce_pair()
     response = session.get(base_url + "/oauth/authorize", allow_redirects=False, params={
         "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
         "scope": scope, "state": "s1", "nonce": "n1",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 import re
 import secrets
@@ -61,13 +59,6 @@ def service(make_client) -> Client:
 def browser_session(live_server) -> requests.Session:
     """student1 signed in to the bridge over HTTP."""
     return http_login(live_server, "student1")
-
-
-def pkce_pair() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()) \
-        .rstrip(b"=").decode()
-    return verifier, challenge
 
 
 def authorize(session: requests.Session, base_url: str, client: Client, **params):

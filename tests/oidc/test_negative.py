@@ -9,13 +9,13 @@ import pytest
 import requests
 
 from idp import clock
+from tests.helpers import pkce_pair
 from tests.oidc.conftest import (
     APP_REDIRECT,
     ZULIP_REDIRECT,
     authorize,
     exchange,
     get_code,
-    pkce_pair,
     redirect_params,
 )
 

@@ -191,7 +191,7 @@ def test_discovery_is_valid_and_every_endpoint_answers(live_server, make_app):
 
 def test_public_client_revokes_its_refresh_token_with_its_id_only(live_server, make_client,
                                                                   browser_session):
-    from tests.oidc.conftest import pkce_pair
+    from tests.helpers import pkce_pair
 
     public = make_client("spa", public=True)
     verifier, challenge = pkce_pair()
