@@ -114,9 +114,9 @@ def current_person() -> Person | None:
     return person
 
 
-def close_session(reason: str = "logout") -> LoginSession | None:
+def close_session() -> LoginSession | None:
     """End this browser's session (in the caller's transaction: the caller commits); returns
-    the row that was ended. ``reason`` names the caller's protocol step, for readers."""
+    the row that was ended."""
     row = current_session()
     if row is not None:
         row.revoked_at = clock.now()

@@ -145,7 +145,7 @@ class RPInitiatedLogout(EndSessionEndpoint):
         claims = end_session_request.id_token_claims or {}
         if row is None or claims.get("sub") != row.subject:
             return  # nobody, or somebody else, is signed in here: nothing to end
-        close_session(reason="rp_logout")
+        close_session()
         record("logout", "success", subject=row.subject, method="oidc_rp",
                client_id=getattr(end_session_request.client, "client_id", None))
         db.session.commit()

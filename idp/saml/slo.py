@@ -121,7 +121,7 @@ def receive_logout_request(settings: SamlSettings, query: RedirectQuery) -> str:
             .values(revoked_at=now))
     browser = current_session()
     if browser is not None and browser.id in session_ids:
-        close_session(reason="saml-slo")
+        close_session()
     SAML_LOGOUTS.labels("from-sp", "success" if logins else "no-session").inc()
     record("saml_slo", "success" if logins else "no-session",
            subject=logins[0].subject if logins else None, sp=sp.entity_id)
