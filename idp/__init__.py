@@ -71,7 +71,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
                                                    common_name=urlsplit(settings.issuer).hostname)
     app.extensions["signing_keys"].ensure()
     register_error_handlers(app)
-    _security_headers(app, settings)
+    _request_hooks(app, settings)
     app.register_blueprint(ops.bp)
     cli.init_app(app)
     for feature in FEATURES:
@@ -86,15 +86,22 @@ def _directory(settings: Settings) -> Directory:
     return Directory(engine, RoleMapping(settings.role_map, settings.staff_emails))
 
 
-def _security_headers(app: Flask, settings: Settings) -> None:
+def _request_hooks(app: Flask, settings: Settings) -> None:
+    """A request id for the logs, work deferred until the response is sent
+    (``events.send_after_response``), and the security headers."""
+
     @app.before_request
     def tag_request() -> None:
         g.request_id = secrets.token_hex(8)
 
     @app.after_request
-    def headers(response):
+    def run_after_response(response):
         for task in g.pop("after_response", ()):
             response.call_on_close(task)
+        return response
+
+    @app.after_request
+    def headers(response):
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
