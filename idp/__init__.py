@@ -16,7 +16,7 @@ from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import ConfigError, Settings, load_settings
-from .extensions import csrf, db, migrate
+from .extensions import csrf, db, init_autocommit_engine, migrate
 from .lms.db import create_lms_engine
 from .lms.directory import Directory
 from .people import RoleMapping
@@ -51,6 +51,9 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": False, "pool_size": 10, "max_overflow": 10},
         SESSION_COOKIE_NAME="idp_session", SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=settings.https,
+        # The cookie keeps the expiry set at sign-in, like the session row it names: re-signing
+        # it on every request would extend nothing the server honours.
+        SESSION_REFRESH_EACH_REQUEST=False,
         PERMANENT_SESSION_LIFETIME=dt.timedelta(seconds=settings.session_lifetime),
         PREFERRED_URL_SCHEME="https" if settings.https else "http",
         MAX_CONTENT_LENGTH=2 * 1024 * 1024, MAX_FORM_MEMORY_SIZE=2 * 1024 * 1024,
@@ -62,6 +65,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
                                 x_proto=settings.trusted_proxy_count,
                                 x_host=settings.trusted_proxy_count)
     db.init_app(app)
+    init_autocommit_engine(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     csrf.init_app(app)
     app.extensions["lms_directory"] = _directory(settings)

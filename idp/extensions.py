@@ -1,8 +1,11 @@
 """Flask extensions, created unbound and attached in create_app()."""
 
+from flask import Flask, current_app
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -13,9 +16,19 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 
 
-def autocommit_connection():
-    """A bridge-database connection where each statement commits on its own: one round trip
-    for a read, or for an atomic single-statement write, with no BEGIN/COMMIT around it."""
-    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 migrate = Migrate()
 csrf = CSRFProtect()
+
+
+def init_autocommit_engine(app: Flask) -> None:
+    """A second pool on the bridge database whose connections stay in autocommit: switching
+    a pooled connection's isolation level costs two driver calls per use, on every request."""
+    app.extensions["autocommit_engine"] = create_engine(
+        app.config["SQLALCHEMY_DATABASE_URI"], isolation_level="AUTOCOMMIT",
+        **app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+
+
+def autocommit_connection() -> Connection:
+    """A bridge-database connection where each statement commits on its own: one round trip
+    for a read, or for an atomic single-statement write, with no BEGIN/COMMIT around it."""
+    return current_app.extensions["autocommit_engine"].connect()

@@ -96,6 +96,7 @@ def make_app(env):
         with application.app_context():
             db.session.remove()
             db.engine.dispose()
+        application.extensions["autocommit_engine"].dispose()
         application.extensions["lms_directory"].engine.dispose()
 
 
