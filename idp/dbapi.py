@@ -1,0 +1,56 @@
+"""Single statements straight on the driver (psycopg2), on a connection from a SQLAlchemy pool.
+
+For the few statements on the path of every signed-in request (the session lookup, the LMS
+active check, the SAML login record): SQLAlchemy's statement and result layers cost about twice
+the driver's own CPU time for a one-row query. Everything else goes through SQLAlchemy.
+
+Statements use the driver's ``%(name)s`` parameters. Errors leave as SQLAlchemy's own
+(``OperationalError`` when the database is unreachable), so callers and error handlers see
+the same exceptions either way, and a connection the driver reports as dead is dropped from
+the pool at once (not handed out again, and no failed reset logged on its return).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+
+@contextmanager
+def driver_cursor(engine: Engine) -> Iterator[Any]:
+    """A DB-API cursor on a pooled connection of ``engine`` (which should be in autocommit:
+    each statement then commits on its own)."""
+    driver_error = engine.dialect.loaded_dbapi.Error
+    connection = None
+    try:
+        connection = engine.raw_connection()
+        with connection.cursor() as cursor:
+            yield cursor
+    except driver_error as exc:
+        if connection is not None and engine.dialect.is_disconnect(
+                exc, connection.dbapi_connection, None):
+            connection.invalidate(exc)
+        raise DBAPIError.instance(None, None, exc, driver_error) from exc
+    finally:
+        if connection is not None:
+            connection.close()
+
+
+def fetch_one(engine: Engine, statement: str, params: Mapping[str, Any]) -> dict | None:
+    """The first row of ``statement`` as a dict keyed by column name, or None."""
+    with driver_cursor(engine) as cursor:
+        cursor.execute(statement, params)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return dict(zip([column.name for column in cursor.description], row, strict=True))
+
+
+def execute(engine: Engine, statement: str, params: Mapping[str, Any]) -> None:
+    """Run ``statement`` (a write) in one round trip."""
+    with driver_cursor(engine) as cursor:
+        cursor.execute(statement, params)
