@@ -5,7 +5,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import create_engine
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -28,7 +28,11 @@ def init_autocommit_engine(app: Flask) -> None:
         **app.config["SQLALCHEMY_ENGINE_OPTIONS"])
 
 
+def autocommit_engine() -> Engine:
+    return current_app.extensions["autocommit_engine"]
+
+
 def autocommit_connection() -> Connection:
     """A bridge-database connection where each statement commits on its own: one round trip
     for a read, or for an atomic single-statement write, with no BEGIN/COMMIT around it."""
-    return current_app.extensions["autocommit_engine"].connect()
+    return autocommit_engine().connect()

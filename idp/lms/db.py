@@ -8,13 +8,15 @@ a clear 503 ("temporarily unavailable"), never a 500, and which provisioning nev
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
+from ..dbapi import fetch_one
 from ..metrics import LMS_ERRORS, LMS_QUERY_SECONDS
 
 
@@ -36,18 +38,31 @@ def create_lms_engine(url: str, *, statement_timeout_ms: int, connect_timeout: i
 
 
 @contextmanager
-def lms_query(engine: Engine, name: str) -> Iterator[Connection]:
-    """A connection for one named query: timed into ``idp_lms_query_seconds{query=name}``;
-    database errors become LMSUnavailable (the original is chained, never shown to users)."""
+def _measured(name: str) -> Iterator[None]:
+    """Time a named query into ``idp_lms_query_seconds{query=name}``; database errors become
+    LMSUnavailable (the original is chained, never shown to users)."""
     started = time.perf_counter()
     try:
-        with engine.connect() as conn:
-            yield conn
+        yield
     except (OperationalError, DBAPIError, SQLAlchemyError) as exc:
         LMS_ERRORS.labels(name).inc()
         raise LMSUnavailable(f"LMS query {name!r} failed: {type(exc).__name__}") from exc
     finally:
         LMS_QUERY_SECONDS.labels(name).observe(time.perf_counter() - started)
+
+
+@contextmanager
+def lms_query(engine: Engine, name: str) -> Iterator[Connection]:
+    """A connection for one named query (see ``_measured``)."""
+    with _measured(name), engine.connect() as conn:
+        yield conn
+
+
+def lms_fetch_one(engine: Engine, name: str, statement: str,
+                  params: Mapping[str, Any]) -> dict | None:
+    """One row of a named driver-level query (``idp.dbapi``), for lookups on every request."""
+    with _measured(name):
+        return fetch_one(engine, statement, params)
 
 
 def ping(engine: Engine) -> None:

@@ -7,8 +7,9 @@ docs/lms-indexes.md); listing streams rows through a server-side cursor.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import text
@@ -16,7 +17,7 @@ from sqlalchemy.engine import Engine, RowMapping
 
 from ..events import inactive_login_attempt, send_after_response
 from ..people import Person, RoleMapping, parse_subject
-from .db import lms_query, ping
+from .db import lms_fetch_one, lms_query, ping
 from .passwords import hash_password, scheme_of, verify_password
 
 _STUDENT_COLUMNS = """
@@ -39,8 +40,9 @@ _FIND_BY_LOGIN = text(f"""
     SELECT {_STUDENT_COLUMNS}, s.password {_STUDENT_FROM}
      WHERE lower(s.username) = :login OR lower(s.email) = :login
     LIMIT 2""")
-_GET_STUDENT = text(f"SELECT {_STUDENT_COLUMNS} {_STUDENT_FROM} WHERE s.id = :id")
-_GET_MENTOR = text(f"SELECT {_MENTOR_COLUMNS} FROM mentors m WHERE m.id = :id")
+# On the driver (idp.dbapi): the active check runs for every signed-in request.
+_GET_STUDENT = f"SELECT {_STUDENT_COLUMNS} {_STUDENT_FROM} WHERE s.id = %(id)s"
+_GET_MENTOR = f"SELECT {_MENTOR_COLUMNS} FROM mentors m WHERE m.id = %(id)s"
 _ALL_PEOPLE = text(f"""
     SELECT {_MENTOR_COLUMNS} FROM mentors m
     UNION ALL
@@ -59,7 +61,7 @@ class Directory:
     mapping: RoleMapping
     _dummy_hash: str | None = None
 
-    def _person(self, row: RowMapping) -> Person:
+    def _person(self, row: Mapping[str, Any]) -> Person:
         return self.mapping.build(
             kind=row["kind"], lms_id=row["id"], username=row["username"], email=row["email"],
             first_name=row["first_name"], last_name=row["last_name"],
@@ -87,9 +89,8 @@ class Directory:
         kind, lms_id = parsed
         if lms_id > 2**31 - 1:
             return None
-        with lms_query(self.engine, f"get_{kind}") as conn:
-            row = conn.execute(_GET_STUDENT if kind == "student" else _GET_MENTOR,
-                               {"id": lms_id}).mappings().first()
+        row = lms_fetch_one(self.engine, f"get_{kind}",
+                            _GET_STUDENT if kind == "student" else _GET_MENTOR, {"id": lms_id})
         return self._person(row) if row else None
 
     def get_active(self, subject: str) -> Person | None:

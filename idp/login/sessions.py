@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from dataclasses import dataclass, fields
 
 from flask import current_app, g, session
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, update
 
 from .. import clock
 from ..audit import audit_values
-from ..extensions import autocommit_connection, db
+from ..dbapi import driver_cursor
+from ..extensions import autocommit_connection, autocommit_engine, db
 from ..hashing import token_digest
 from ..lms.directory import get_directory
 from ..models import AuditEvent, LoginSession
@@ -24,10 +26,26 @@ from ..people import Person
 
 _COOKIE_KEY = "sid"
 _TOUCH_EVERY = dt.timedelta(minutes=5)
-_SESSION_COLUMNS = ("id", "subject", "auth_method", "authenticated_at", "last_seen_at",
-                    "expires_at", "revoked_at", "client_ip")
 _AUDIT_COLUMNS = ("at", "event", "outcome", "subject", "client_ip", "detail")
 _SESSIONS = LoginSession.__table__
+
+
+@dataclass(slots=True)
+class SessionView:
+    """One ``login_sessions`` row as this request read it: plain values, not attached to
+    ``db.session`` (building an ORM instance costs more than the round trip that read it)."""
+
+    id: str
+    subject: str
+    auth_method: str
+    authenticated_at: dt.datetime
+    last_seen_at: dt.datetime
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None
+    client_ip: str | None
+
+
+_SESSION_COLUMNS = tuple(field.name for field in fields(SessionView))
 
 
 def _open_statement(replacing: bool):
@@ -49,12 +67,12 @@ def _open_statement(replacing: bool):
 
 _OPEN_SESSION = _open_statement(replacing=False)
 _REPLACE_SESSION = _open_statement(replacing=True)
-_FIND = select(_SESSIONS).where(_SESSIONS.c.id == bindparam("session_id"))
-_TOUCH = update(_SESSIONS).where(_SESSIONS.c.id == bindparam("session_id")) \
-    .values(last_seen_at=bindparam("now"))
+# On the driver (idp.dbapi): read on every signed-in request.
+_FIND = f"SELECT {', '.join(_SESSION_COLUMNS)} FROM login_sessions WHERE id = %(session_id)s"
+_TOUCH = "UPDATE login_sessions SET last_seen_at = %(now)s WHERE id = %(session_id)s"
 
 
-def open_session(person: Person, auth_method: str) -> LoginSession:
+def open_session(person: Person, auth_method: str) -> SessionView:
     """Start a fresh session for ``person``: the old cookie content is dropped and a new token
     minted (no fixation). The session row, the end of the browser's previous session and the
     ``login`` audit row are written by one atomic statement, committed on return."""
@@ -75,26 +93,29 @@ def open_session(person: Person, auth_method: str) -> LoginSession:
         conn.execute(_REPLACE_SESSION if previous is not None else _OPEN_SESSION, params)
     session[_COOKIE_KEY] = token
     session.permanent = True
-    g.login_session = LoginSession(**values)
+    g.login_session = SessionView(**values)
     return g.login_session
 
 
-def current_session() -> LoginSession | None:
-    """The live session of this request (not expired, not revoked), or None. The row is a
-    read-only view (not attached to ``db.session``): it is read in one round trip outside any
-    transaction, and ``last_seen_at`` is refreshed at most every five minutes."""
+def current_session() -> SessionView | None:
+    """The live session of this request (not expired, not revoked), or None. It is read in
+    one round trip outside any transaction, and ``last_seen_at`` is refreshed at most every
+    five minutes."""
     if "login_session" in g:
         return g.login_session
     row = None
     token = session.get(_COOKIE_KEY)
     if isinstance(token, str) and len(token) < 100:
-        with autocommit_connection() as conn:
-            found = conn.execute(_FIND, {"session_id": token_digest(token)}).mappings().first()
+        with driver_cursor(autocommit_engine()) as cursor:
+            cursor.execute(_FIND, {"session_id": token_digest(token)})
+            found = cursor.fetchone()
             now = clock.now()
-            if found is not None and found["revoked_at"] is None and found["expires_at"] > now:
-                row = LoginSession(**found)
-                if now - row.last_seen_at > _TOUCH_EVERY:
-                    conn.execute(_TOUCH, {"session_id": row.id, "now": now})
+            if found is not None:
+                row = SessionView(*found)
+                if row.revoked_at is not None or row.expires_at <= now:
+                    row = None
+                elif now - row.last_seen_at > _TOUCH_EVERY:
+                    cursor.execute(_TOUCH, {"session_id": row.id, "now": now})
                     row.last_seen_at = now
     g.login_session = row
     return row
@@ -114,7 +135,7 @@ def current_person() -> Person | None:
     return person
 
 
-def close_session() -> LoginSession | None:
+def close_session() -> SessionView | None:
     """End this browser's session (in the caller's transaction: the caller commits); returns
     the row that was ended."""
     row = current_session()

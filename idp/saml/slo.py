@@ -23,7 +23,7 @@ from ..audit import record
 from ..extensions import db
 from ..hashing import token_digest
 from ..keys import get_keystore
-from ..login.sessions import close_session, current_session
+from ..login.sessions import SessionView, close_session, current_session
 from ..models import LoginSession
 from .codec import SamlDecodeError, decode_redirect, encode_redirect, parse_xml
 from .constants import STATUS_PARTIAL_LOGOUT, STATUS_RESPONDER, STATUS_SUCCESS
@@ -164,7 +164,7 @@ def _answer_initiator(settings: SamlSettings, sp: ServiceProvider, request_id: s
 
 
 # -- IdP-initiated (bridge /logout) --------------------------------------------------------------
-def logout_handler(closed: LoginSession | None) -> str | None:
+def logout_handler(closed: SessionView | None) -> str | None:
     """``logout_handlers`` hook: start the chain through the SPs this session signed into."""
     if closed is None:
         return None

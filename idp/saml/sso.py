@@ -14,16 +14,16 @@ import json
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, text
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 
 from .. import clock
 from ..audit import audit_values, record
-from ..extensions import autocommit_connection, db
+from ..dbapi import execute
+from ..extensions import autocommit_engine, db
 from ..hashing import token_digest
 from ..keys import get_keystore
-from ..login.sessions import current_person, current_session
-from ..models import LoginSession
+from ..login.sessions import SessionView, current_person, current_session
 from ..people import Person
 from .attributes import release
 from .codec import SamlDecodeError, decode_post, decode_redirect, parse_xml
@@ -44,16 +44,17 @@ from .registry import SPView, find_sp
 from .settings import SamlSettings, valid_subdomain
 from .signing import SignatureError, verify_element, verify_redirect
 
-_RECORD_LOGIN = text("""
+_RECORD_LOGIN = """
     SET LOCAL synchronous_commit TO OFF;
     WITH audit AS (
         INSERT INTO audit_events (at, event, outcome, subject, client_ip, detail)
-        VALUES (:at, :event, :outcome, :subject, :client_ip, CAST(:detail AS jsonb)))
+        VALUES (%(at)s, %(event)s, %(outcome)s, %(subject)s, %(client_ip)s,
+                CAST(%(detail)s AS jsonb)))
     INSERT INTO saml_logins (login_session_id, subject, sp_entity_id, name_id, session_index,
                              created_at)
-    VALUES (:sid, :subject, :sp, :email, :idx, :at)""")
-"""psycopg2 sends both statements in one round trip; the audit row's values come from
-``idp.audit.audit_values``, as ``idp.audit.record`` would write them."""
+    VALUES (%(sid)s, %(subject)s, %(sp)s, %(email)s, %(idx)s, %(at)s)"""
+"""On the driver (``idp.dbapi``), which sends both statements in one round trip; the audit
+row's values come from ``idp.audit.audit_values``, as ``idp.audit.record`` would write them."""
 ACCEPTED_NAMEID_FORMATS = (None, NAMEID_UNSPECIFIED, NAMEID_EMAIL)
 MAX_RELAY_STATE = 1024
 
@@ -228,7 +229,7 @@ def refuse_name_id_policy(settings: SamlSettings, sp: SPView, request: AuthnRequ
 
 
 def issue_assertion(settings: SamlSettings, sp: SPView, person: Person,
-                    session: LoginSession, *, acs_url: str, in_response_to: str | None,
+                    session: SessionView, *, acs_url: str, in_response_to: str | None,
                     relay_state: str | None, flow: str) -> PostToAcs:
     """Sign a Response for ``person`` (already checked active in the LMS) and record the login
     for Single Logout (committed on its own, in one round trip)."""
@@ -248,10 +249,9 @@ def issue_assertion(settings: SamlSettings, sp: SPView, person: Person,
     # not wait for fsync (losing the last rows in a database crash costs only a Single Logout
     # message, never a wrong assertion).
     audit = audit_values("saml_sso", "success", person.subject, sp=sp.entity_id, flow=flow)
-    with autocommit_connection() as conn:  # both statements run as one implicit transaction
-        conn.execute(_RECORD_LOGIN, {
-            **audit, "at": now, "detail": json.dumps(audit["detail"]), "sid": session.id,
-            "sp": sp.entity_id, "email": person.email, "idx": session_index})
+    execute(autocommit_engine(), _RECORD_LOGIN, {  # one implicit transaction
+        **audit, "at": now, "detail": json.dumps(audit["detail"]), "sid": session.id,
+        "sp": sp.entity_id, "email": person.email, "idx": session_index})
     SAML_RESPONSES.labels(flow, "success").inc()
     return PostToAcs(acs_url, base64.b64encode(xml).decode(), relay_state)
 
