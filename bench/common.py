@@ -106,10 +106,16 @@ def _worker_pid(master: int) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (from /proc/<pid>/stat)."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time a process has used, all its threads (nanosecond counters from
+    /proc/<pid>/task/*/schedstat; /proc/<pid>/stat counts in 10 ms ticks)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as fh:
+                total += int(fh.read().split()[0])
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+    return total / 1e9
 
 
 def percentile(values: list[float], p: float) -> float:
