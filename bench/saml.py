@@ -4,7 +4,8 @@ HTTP on one worker, beside the raw xmlsec signing cost of the same document in t
 Targets: ≥ 300 responses/s per core, and per-response time ≤ 2× the raw signing cost.
 
 Set-up: an embedded PostgreSQL with the bridge database and a demo LMS (fast hashes), Zulip
-registered as SP, gunicorn with one sync worker, one signed-in requests session; each request
+registered as SP, gunicorn with one sync worker pinned to a core of its own (the client and
+PostgreSQL share the others), one signed-in requests session; each request
 is an IdP-initiated ``GET /saml/sso/init?sp=...`` answered with the auto-POST page carrying a
 Response whose Assertion and Response are both signed (Zulip's default profile).
 
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import re
 import time
 from urllib.parse import urlencode, urlsplit
 
-from common import cpu_seconds, database, machine, one_worker, percentile
+from common import cpu_seconds, database, machine, one_worker, percentile, split_cores
 
 ZULIP = "https://zulip.example.edu"
 ZULIP_ACS = ZULIP + "/complete/saml/"
@@ -75,6 +77,9 @@ def main() -> None:
     parser.add_argument("--record", action="store_true", help="append to docs/benchmarks.md")
     args = parser.parse_args()
 
+    cores = split_cores()
+    if cores:  # set before PostgreSQL starts, so that it inherits the client's cores
+        os.sched_setaffinity(0, cores[0])
     with database(args.students, 0) as (env, _counts):
         from idp import create_app
         from idp.extensions import db
@@ -89,6 +94,8 @@ def main() -> None:
         import requests
 
         with one_worker(env) as (base, worker):
+            if cores:
+                os.sched_setaffinity(worker, cores[1])
             session = requests.Session()
             token = CSRF.search(session.get(base + "/login").text).group(1)
             response = session.post(base + "/login", allow_redirects=False, data={
@@ -111,8 +118,8 @@ def main() -> None:
             for _ in range(50):  # warm-up: templates, keys, connection pools
                 assert b'name="SAMLResponse"' in fetch()
             # The machine's speed drifts (shared host): the HTTP run is cut into chunks, and
-            # the raw signing cost is measured right after each chunk, so that each ratio
-            # compares figures taken under the same conditions.
+            # the raw signing cost is measured right after each chunk, on the worker's core,
+            # so that each ratio compares figures taken under the same conditions.
             latencies, chunk_cpu, chunk_raw = [], [], []
             elapsed = 0.0
             for _ in range(args.chunks):
@@ -126,7 +133,11 @@ def main() -> None:
                 elapsed += time.perf_counter() - started
                 chunk_cpu.append((cpu_seconds(worker) - cpu_before)
                                  / (args.responses // args.chunks))
+                if cores:
+                    os.sched_setaffinity(0, cores[1])
                 chunk_raw.append(raw_signing_cost(app, 60, build=False)[0])
+                if cores:
+                    os.sched_setaffinity(0, cores[0])
             # The floor every request pays on this stack (gunicorn, TCP, Flask, the app's
             # hooks): GET /healthz, which touches no database.
             for _ in range(100):
@@ -151,7 +162,9 @@ def main() -> None:
         f"RSA-2048/SHA-256, {size} bytes): p50 {raw * 1000:.3f} ms (median of the "
         f"{args.chunks} chunks' p50s); whole build_response (build + both signatures + "
         f"serialise) p50 {raw_build * 1000:.3f} ms",
-        f"- HTTP, one gunicorn sync worker, established session, IdP-initiated "
+        f"- HTTP, one gunicorn sync worker "
+        f"{'on a core of its own (client and PostgreSQL on the others)' if cores else ''}, "
+        f"established session, IdP-initiated "
         f"/saml/sso/init, {responses} responses: {rate:.0f} signed responses/s wall clock "
         f"(client, worker and PostgreSQL sharing the machine); worker CPU "
         f"{cpu_per_response * 1000:.3f} ms per response (median chunk) = "
