@@ -31,6 +31,17 @@ def test_session_cookie_flags(client):
     assert "Secure" not in cookie  # issuer is http:// in tests
 
 
+def test_cookie_keeps_the_expiry_of_sign_in(client):
+    """The cookie is set at sign-in, with the session's lifetime; later requests do not re-sign
+    it (the server-side session does not slide either)."""
+    login = client_login(client, "student1")
+    assert "Expires=" in login.headers["Set-Cookie"]
+    client.get("/")  # the first page with a form stores its CSRF token in the cookie
+    home = client.get("/")
+    assert home.status_code == 200 and "Hello," in home.get_data(as_text=True)
+    assert "Set-Cookie" not in home.headers
+
+
 def test_secure_cookie_when_issuer_is_https(make_app):
     https_app = make_app(IDP_ISSUER="https://sso.example.edu")
     assert https_app.config["SESSION_COOKIE_SECURE"] is True
