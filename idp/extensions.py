@@ -29,6 +29,7 @@ def init_autocommit_engine(app: Flask) -> None:
 
 
 def autocommit_engine() -> Engine:
+    """This app's autocommit pool (for ``idp.dbapi`` statements)."""
     return current_app.extensions["autocommit_engine"]
 
 
