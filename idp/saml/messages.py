@@ -49,6 +49,15 @@ def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str
     return element
 
 
+def _header(destination: str, in_response_to: str | None, issued: str) -> dict[str, str]:
+    """The attributes every request and response carries (core §3.2.1, §3.2.2)."""
+    attrs = {"ID": new_id(), "Version": "2.0", "IssueInstant": issued,
+             "Destination": destination}
+    if in_response_to:
+        attrs["InResponseTo"] = in_response_to
+    return attrs
+
+
 def _status(parent: etree._Element, code: str, sub_code: str | None = None,
             message: str | None = None) -> None:
     status = _sub(parent, _P + "Status")
@@ -82,11 +91,8 @@ def build_response(facts: AssertionFacts, key: SigningKey, *, now: dt.datetime,
         raise ValueError("a response must be signed (assertion, response or both)")
     issued = saml_time(now)
     expires = saml_time(now + dt.timedelta(seconds=ASSERTION_LIFETIME))
-    response_attrs = {"ID": new_id(), "Version": "2.0", "IssueInstant": issued,
-                      "Destination": facts.acs_url}
-    if facts.in_response_to:
-        response_attrs["InResponseTo"] = facts.in_response_to
-    response = etree.Element(_P + "Response", response_attrs, nsmap=_NSMAP)
+    response = etree.Element(_P + "Response", _header(facts.acs_url, facts.in_response_to, issued),
+                             nsmap=_NSMAP)
     _sub(response, _A + "Issuer", facts.issuer)
     _status(response, STATUS_SUCCESS)
 
@@ -126,11 +132,8 @@ def build_status_response(*, issuer: str, acs_url: str, in_response_to: str | No
                           key: SigningKey, now: dt.datetime) -> bytes:
     """A signed ``samlp:Response`` without an assertion, reporting an error status (core
     §3.2.2.2), e.g. NoPassive."""
-    attrs = {"ID": new_id(), "Version": "2.0", "IssueInstant": saml_time(now),
-             "Destination": acs_url}
-    if in_response_to:
-        attrs["InResponseTo"] = in_response_to
-    response = etree.Element(_P + "Response", attrs, nsmap=_NSMAP)
+    response = etree.Element(_P + "Response", _header(acs_url, in_response_to, saml_time(now)),
+                             nsmap=_NSMAP)
     _sub(response, _A + "Issuer", issuer)
     _status(response, code, sub_code, message)
     sign_element(response, key)
@@ -156,11 +159,8 @@ def build_logout_request(*, issuer: str, destination: str, name_id: str,
 def build_logout_response(*, issuer: str, destination: str, in_response_to: str | None,
                           code: str, now: dt.datetime, sub_code: str | None = None) -> bytes:
     """``samlp:LogoutResponse`` (core §3.7.2), signed by the Redirect binding."""
-    attrs = {"ID": new_id(), "Version": "2.0", "IssueInstant": saml_time(now),
-             "Destination": destination}
-    if in_response_to:
-        attrs["InResponseTo"] = in_response_to
-    response = etree.Element(_P + "LogoutResponse", attrs, nsmap=_NSMAP)
+    response = etree.Element(_P + "LogoutResponse",
+                             _header(destination, in_response_to, saml_time(now)), nsmap=_NSMAP)
     _sub(response, _A + "Issuer", issuer)
     _status(response, code, sub_code)
     return etree.tostring(response, encoding="utf-8")
