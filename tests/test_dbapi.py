@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from idp.config import check_postgres_url
 from idp.dbapi import execute, fetch_one
 
 
 @pytest.fixture
 def engine(pg):
-    engine = create_engine(pg.get_uri("bridge_test").replace("postgresql://",
-                                                             "postgresql+psycopg2://"),
+    engine = create_engine(check_postgres_url("url", pg.get_uri("bridge_test")),
                            isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=0)
     yield engine
     engine.dispose()
