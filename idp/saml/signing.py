@@ -29,6 +29,13 @@ from .constants import NS_DS, NS_SAML, RSA_SHA256, RSA_SHA384, RSA_SHA512
 
 _HASHES = {RSA_SHA256: hashes.SHA256, RSA_SHA384: hashes.SHA384, RSA_SHA512: hashes.SHA512}
 _ISSUER = f"{{{NS_SAML}}}Issuer"
+_REFERENCE_TRANSFORMS = (xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N,
+                         xmlsec.Transform.C14N, xmlsec.Transform.C14N11,
+                         xmlsec.Transform.SHA256, xmlsec.Transform.SHA384,
+                         xmlsec.Transform.SHA512, xmlsec.Transform.SHA1)
+"""What a Reference of a signed SAML message may do (SAML core §5.4.4): the enveloped
+transform and canonicalisation without comments (comments are dropped at parse time). No
+XPath or XSLT, which could make the signature cover less than the message."""
 _xmlsec_keys: dict[str, xmlsec.Key] = {}
 _lock = threading.Lock()
 
@@ -99,6 +106,8 @@ def verify_element(element: etree._Element, certificate_pem: str) -> None:
         key = xmlsec.Key.from_memory(certificate_pem.encode(), xmlsec.KeyFormat.CERT_PEM, None)
         context = xmlsec.SignatureContext()
         context.register_id(element, "ID")
+        for transform in _REFERENCE_TRANSFORMS:
+            context.enable_reference_transform(transform)
         context.key = key
         context.verify(signatures[0])
     except xmlsec.Error:
@@ -120,29 +129,17 @@ def sign_redirect(params: list[tuple[str, str]], key: SigningKey) -> str:
     return query + "&Signature=" + quote_plus(base64.b64encode(signature).decode())
 
 
-def raw_query_part(query_string: bytes, name: str) -> str | None:
-    """The still-encoded value of ``name`` in the raw query string (the signature covers the
-    bytes as sent, bindings §3.4.4.1)."""
-    for part in query_string.decode("latin-1").split("&"):
-        key, sep, value = part.partition("=")
-        if sep and key == name:
-            return value
-    return None
-
-
-def verify_redirect(query_string: bytes, message_param: str, sig_alg: str | None,
+def verify_redirect(signed_octets: bytes | None, sig_alg: str | None,
                     signature_b64: str | None, certificate_pem: str) -> None:
-    """Check a Redirect-binding signature over the raw query string."""
-    if not sig_alg or not signature_b64:
+    """Check a Redirect-binding signature (bindings §3.4.4.1) over ``signed_octets``, the
+    ``SAMLRequest|SAMLResponse=…[&RelayState=…]&SigAlg=…`` octets as sent, which
+    :func:`idp.saml.bindings.read_redirect` rebuilt from the same parse the message is read
+    from."""
+    if not sig_alg or not signature_b64 or signed_octets is None:
         raise SignatureError("this service provider must sign its requests")
     algorithm = _HASHES.get(sig_alg)
     if algorithm is None:
         raise SignatureError("unsupported SigAlg: use rsa-sha256")
-    parts = []
-    for name in (message_param, "RelayState", "SigAlg"):
-        raw = raw_query_part(query_string, name)
-        if raw is not None:
-            parts.append(f"{name}={raw}")
     try:
         signature = base64.b64decode(signature_b64, validate=True)
     except (binascii.Error, ValueError):
@@ -151,6 +148,6 @@ def verify_redirect(query_string: bytes, message_param: str, sig_alg: str | None
     if not isinstance(public_key, rsa.RSAPublicKey):
         raise SignatureError("the service provider's certificate is not an RSA key")
     try:
-        public_key.verify(signature, "&".join(parts).encode(), padding.PKCS1v15(), algorithm())
+        public_key.verify(signature, signed_octets, padding.PKCS1v15(), algorithm())
     except InvalidSignature:
         raise SignatureError("the request signature does not verify") from None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from dataclasses import dataclass
 
 from flask import url_for
 from sqlalchemy import func, select, update
@@ -25,8 +24,16 @@ from ..hashing import token_digest
 from ..keys import get_keystore
 from ..login.sessions import SessionView, close_session, current_session
 from ..models import LoginSession
-from .codec import SamlDecodeError, decode_redirect, encode_redirect, parse_xml
-from .constants import STATUS_PARTIAL_LOGOUT, STATUS_RESPONDER, STATUS_SUCCESS
+from .bindings import InboundMessage
+from .codec import SamlDecodeError, decode_post, decode_redirect, encode_redirect, parse_xml
+from .constants import (
+    BINDING_POST,
+    BINDING_REDIRECT,
+    NS_DS,
+    STATUS_PARTIAL_LOGOUT,
+    STATUS_RESPONDER,
+    STATUS_SUCCESS,
+)
 from .inbound import (
     LogoutRequest,
     SamlMessageError,
@@ -38,7 +45,7 @@ from .metrics import SAML_LOGOUTS
 from .models import LogoutChain, SamlLogin, ServiceProvider
 from .registry import get_sp
 from .settings import SamlSettings, get_saml_settings
-from .signing import SignatureError, sign_redirect, verify_redirect
+from .signing import SignatureError, sign_redirect, verify_element, verify_redirect
 from .sso import MAX_RELAY_STATE
 
 CHAIN_LIFETIME = dt.timedelta(minutes=10)
@@ -53,36 +60,40 @@ class SloRefused(Exception):
         self.reason = reason or message
 
 
-@dataclass(frozen=True)
-class RedirectQuery:
-    """The parts of a Redirect-binding request (bindings §3.4.4)."""
-
-    raw: bytes
-    message: str
-    relay_state: str | None
-    sig_alg: str | None
-    signature: str | None
-
-
 def _redirect_url(location: str, query: str) -> str:
     return location + ("&" if "?" in location else "?") + query
 
 
-def _check_sp_signature(sp: ServiceProvider, query: RedirectQuery, param: str) -> None:
-    if not sp.certificate or not (query.signature or sp.want_authn_requests_signed):
+def _read(inbound: InboundMessage, reader):
+    """Decode, parse (once) and read the message; the parsed root is kept for the signature
+    check, which must look at the same tree."""
+    try:
+        raw = (decode_post(inbound.message) if inbound.binding == BINDING_POST
+               else decode_redirect(inbound.message))
+        root = parse_xml(raw)
+        return root, reader(root)
+    except (SamlDecodeError, SamlMessageError) as exc:
+        raise SloRefused(f"The logout message is not valid: {exc}.") from None
+
+
+def _check_sp_signature(sp: ServiceProvider, inbound: InboundMessage, root) -> None:
+    """Required when the SP registered ``want_authn_requests_signed``; checked whenever one is
+    present and the SP's certificate is known: over the query octets as sent (Redirect,
+    bindings §3.4.4.1) or the enveloped XML signature of the parsed root (POST, §3.5.4)."""
+    in_xml = root.find(f"{{{NS_DS}}}Signature") is not None
+    if not sp.certificate or not (inbound.signature or in_xml or sp.want_authn_requests_signed):
         return
     try:
-        verify_redirect(query.raw, param, query.sig_alg, query.signature, sp.certificate)
+        if inbound.binding == BINDING_REDIRECT:
+            verify_redirect(inbound.signed_octets, inbound.sig_alg, inbound.signature,
+                            sp.certificate)
+        elif not in_xml:
+            raise SignatureError("this service provider must sign its logout messages")
+        else:
+            verify_element(root, sp.certificate)
     except SignatureError as exc:
         raise SloRefused(f"The logout message's signature is not valid: {exc}.",
                          reason="bad signature") from None
-
-
-def _decode(query: RedirectQuery, reader):
-    try:
-        return reader(parse_xml(decode_redirect(query.message)))
-    except (SamlDecodeError, SamlMessageError) as exc:
-        raise SloRefused(f"The logout message is not valid: {exc}.") from None
 
 
 def _check_header(settings: SamlSettings, header) -> None:
@@ -95,12 +106,12 @@ def _check_header(settings: SamlSettings, header) -> None:
 
 
 # -- SP-initiated ------------------------------------------------------------------------------
-def receive_logout_request(settings: SamlSettings, query: RedirectQuery) -> str:
+def receive_logout_request(settings: SamlSettings, query: InboundMessage) -> str:
     """End the sessions the request names and return the URL of the next step (another SP's
     LogoutRequest, or the LogoutResponse to the initiator). Commits."""
     if query.relay_state is not None and len(query.relay_state) > MAX_RELAY_STATE:
         raise SloRefused("RelayState is too long.")
-    request: LogoutRequest = _decode(query, read_logout_request)
+    root, request = _read(query, read_logout_request)
     sp = get_sp(request.header.issuer)
     if sp is None:
         raise SloRefused("The logout request comes from a service that is not registered.",
@@ -108,7 +119,7 @@ def receive_logout_request(settings: SamlSettings, query: RedirectQuery) -> str:
     if not sp.slo_url:
         raise SloRefused("This service has no Single Logout URL registered, so the bridge "
                          "cannot answer it.", reason="SP without SLO URL")
-    _check_sp_signature(sp, query, "SAMLRequest")
+    _check_sp_signature(sp, query, root)
     _check_header(settings, request.header)
     logins = _logins_named(sp, request)
     session_ids = {login.login_session_id for login in logins}
@@ -229,7 +240,7 @@ def _next_step(settings: SamlSettings, chain_and_token: tuple[LogoutChain, str],
     return url_for("login.logout")
 
 
-def receive_logout_response(settings: SamlSettings, query: RedirectQuery) -> str:
+def receive_logout_response(settings: SamlSettings, query: InboundMessage) -> str:
     """An SP answered our LogoutRequest: mark it done and continue the chain. Commits."""
     token = query.relay_state or ""
     chain = db.session.get(LogoutChain, token_digest(token)) if 8 < len(token) < 100 else None
@@ -237,12 +248,12 @@ def receive_logout_response(settings: SamlSettings, query: RedirectQuery) -> str
         raise SloRefused("This logout has expired or is unknown. You are signed out of the "
                          "bridge; close the browser to end other sessions.",
                          reason="unknown logout chain")
-    response = _decode(query, read_logout_response)
+    root, response = _read(query, read_logout_response)
     sp = get_sp(response.header.issuer)
     if sp is None:
         raise SloRefused("The logout response comes from a service that is not registered.",
                          reason="unknown SP")
-    _check_sp_signature(sp, query, "SAMLResponse")
+    _check_sp_signature(sp, query, root)
     _check_header(settings, response.header)
     logins = db.session.execute(select(SamlLogin).where(
         SamlLogin.logout_chain == chain.key, SamlLogin.sp_entity_id == sp.entity_id,

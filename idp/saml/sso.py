@@ -26,9 +26,11 @@ from ..keys import get_keystore
 from ..login.sessions import SessionView, current_person, current_session
 from ..people import Person
 from .attributes import release
+from .bindings import InboundMessage, PostForm
 from .codec import SamlDecodeError, decode_post, decode_redirect, parse_xml
 from .constants import (
     BINDING_POST,
+    BINDING_REDIRECT,
     NAMEID_EMAIL,
     NAMEID_UNSPECIFIED,
     STATUS_INVALID_NAMEID_POLICY,
@@ -71,15 +73,6 @@ class SsoRefused(Exception):
 
 
 @dataclass(frozen=True)
-class PostToAcs:
-    """An auto-submitting form to the SP's registered ACS (bindings §3.5)."""
-
-    acs_url: str
-    saml_response: str
-    relay_state: str | None
-
-
-@dataclass(frozen=True)
 class SignIn:
     """The person must sign in (again) first; ``next_path`` brings them back."""
 
@@ -88,23 +81,16 @@ class SignIn:
 
 
 # -- receiving an AuthnRequest ---------------------------------------------------------------
-@dataclass(frozen=True)
-class RedirectSignature:
-    query_string: bytes
-    sig_alg: str | None
-    signature: str | None
-
-
-def receive_authn_request(settings: SamlSettings, *, binding: str, message: str,
-                          relay_state: str | None,
-                          redirect_signature: RedirectSignature | None = None
+def receive_authn_request(settings: SamlSettings, inbound: InboundMessage
                           ) -> tuple[SPView, AuthnRequest, str]:
     """Decode and check an AuthnRequest; store it (refusing a replayed ID) and return the SP,
     the request and the continuation token. The caller commits."""
+    relay_state = inbound.relay_state
     if relay_state is not None and len(relay_state) > MAX_RELAY_STATE:
         raise SsoRefused(f"RelayState is longer than {MAX_RELAY_STATE} characters.")
     try:
-        raw = decode_post(message) if binding == BINDING_POST else decode_redirect(message)
+        raw = (decode_post(inbound.message) if inbound.binding == BINDING_POST
+               else decode_redirect(inbound.message))
         root = parse_xml(raw)
         request = read_authn_request(root)
     except (SamlDecodeError, SamlMessageError) as exc:
@@ -114,7 +100,7 @@ def receive_authn_request(settings: SamlSettings, *, binding: str, message: str,
         raise SsoRefused("The sign-in request comes from a service that is not registered "
                          "with this identity provider.", reason="unknown SP")
     acs_url = select_acs(sp, request)
-    _check_signature(sp, request, root, redirect_signature)
+    _check_signature(sp, request, root, inbound)
     if request.header.destination is not None and request.header.destination != settings.sso_url:
         raise SsoRefused("The sign-in request was addressed to another identity provider "
                          "(Destination does not match).", reason="wrong Destination")
@@ -156,17 +142,16 @@ def select_acs(sp: SPView, request: AuthnRequest) -> str:
     return sp.acs_urls[0]
 
 
-def _check_signature(sp: SPView, request: AuthnRequest, root,
-                     redirect_signature: RedirectSignature | None) -> None:
+def _check_signature(sp: SPView, request: AuthnRequest, root, inbound: InboundMessage) -> None:
     """Required when the SP registered ``want_authn_requests_signed``; checked whenever one is
-    present and the SP's certificate is known (bindings §3.4.4.1, core §5)."""
-    carries = request.signed or bool(redirect_signature and redirect_signature.signature)
+    present and the SP's certificate is known (bindings §3.4.4.1, core §5). The signature is
+    checked over the very value (Redirect) or tree (POST) the request was read from."""
+    carries = request.signed or bool(inbound.signature)
     if not sp.certificate or not (carries or sp.want_authn_requests_signed):
         return
     try:
-        if redirect_signature is not None:
-            verify_redirect(redirect_signature.query_string, "SAMLRequest",
-                            redirect_signature.sig_alg, redirect_signature.signature,
+        if inbound.binding == BINDING_REDIRECT:
+            verify_redirect(inbound.signed_octets, inbound.sig_alg, inbound.signature,
                             sp.certificate)
         else:
             if not request.signed:
@@ -178,7 +163,7 @@ def _check_signature(sp: SPView, request: AuthnRequest, root,
 
 
 # -- answering ----------------------------------------------------------------------------
-def continue_pending(settings: SamlSettings, token: str) -> PostToAcs | SignIn:
+def continue_pending(settings: SamlSettings, token: str) -> PostForm | SignIn:
     """Answer a stored request for the signed-in person, or ask them to sign in first."""
     row = db.session.get(PendingAuthnRequest, token_digest(token)) if 8 < len(token) < 100 else None
     now = clock.now()
@@ -208,18 +193,18 @@ def continue_pending(settings: SamlSettings, token: str) -> PostToAcs | SignIn:
 
 def status_answer(settings: SamlSettings, sp: SPView, acs_url: str,
                   in_response_to: str | None, relay_state: str | None, code: str,
-                  sub_code: str | None, outcome: str, message: str) -> PostToAcs:
+                  sub_code: str | None, outcome: str, message: str) -> PostForm:
     """A signed error Response to a registered ACS (core §3.2.2.2). The caller commits."""
     xml = build_status_response(issuer=settings.entity_id, acs_url=acs_url,
                                 in_response_to=in_response_to, code=code, sub_code=sub_code,
                                 message=message, key=get_keystore().current(), now=clock.now())
     SAML_RESPONSES.labels("sp-initiated", outcome).inc()
     record("saml_sso", outcome, sp=sp.entity_id, status=sub_code or code)
-    return PostToAcs(acs_url, base64.b64encode(xml).decode(), relay_state)
+    return PostForm(acs_url, "SAMLResponse", base64.b64encode(xml).decode(), relay_state)
 
 
 def refuse_name_id_policy(settings: SamlSettings, sp: SPView, request: AuthnRequest,
-                          acs_url: str, relay_state: str | None) -> PostToAcs | None:
+                          acs_url: str, relay_state: str | None) -> PostForm | None:
     """InvalidNameIDPolicy when the SP wants a NameID format other than email (core §3.4.1.1)."""
     if request.name_id_format in ACCEPTED_NAMEID_FORMATS:
         return None
@@ -230,7 +215,7 @@ def refuse_name_id_policy(settings: SamlSettings, sp: SPView, request: AuthnRequ
 
 def issue_assertion(settings: SamlSettings, sp: SPView, person: Person,
                     session: SessionView, *, acs_url: str, in_response_to: str | None,
-                    relay_state: str | None, flow: str) -> PostToAcs:
+                    relay_state: str | None, flow: str) -> PostForm:
     """Sign a Response for ``person`` (already checked active in the LMS) and record the login
     for Single Logout (committed on its own, in one round trip)."""
     if not person.email or "@" not in person.email:
@@ -253,11 +238,11 @@ def issue_assertion(settings: SamlSettings, sp: SPView, person: Person,
         **audit, "at": now, "detail": json.dumps(audit["detail"]), "sid": session.id,
         "sp": sp.entity_id, "email": person.email, "idx": session_index})
     SAML_RESPONSES.labels(flow, "success").inc()
-    return PostToAcs(acs_url, base64.b64encode(xml).decode(), relay_state)
+    return PostForm(acs_url, "SAMLResponse", base64.b64encode(xml).decode(), relay_state)
 
 
 def idp_initiated(settings: SamlSettings, sp_entity_id: str, subdomain: str,
-                  return_path: str) -> PostToAcs | SignIn:
+                  return_path: str) -> PostForm | SignIn:
     """Unsolicited Response (profiles §4.1.5) to the SP's default ACS, with the RelayState
     JSON Zulip expects: ``{"subdomain": "<realm>"}``."""
     sp = find_sp(sp_entity_id)

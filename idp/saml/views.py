@@ -13,14 +13,12 @@ from flask import Blueprint, Response, make_response, redirect, render_template,
 
 from ..extensions import db
 from ..keys import get_keystore
-from .constants import BINDING_POST, BINDING_REDIRECT
+from .bindings import BindingError, InboundMessage, PostForm, read_post, read_redirect
 from .metadata import build_idp_metadata
 from .metrics import SAML_REFUSED
 from .settings import get_saml_settings
-from .slo import RedirectQuery, SloRefused, receive_logout_request, receive_logout_response
+from .slo import SloRefused, receive_logout_request, receive_logout_response
 from .sso import (
-    PostToAcs,
-    RedirectSignature,
     SignIn,
     SsoRefused,
     continue_pending,
@@ -36,6 +34,10 @@ _POST_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src '
              "base-uri 'none'; frame-ancestors 'none'; form-action {origin}")
 
 
+_REFUSAL_TITLES = {"sso": "This sign-in request cannot be used",
+                   "slo": "This sign-out request cannot be used"}
+
+
 def _refused(endpoint: str, exc: SsoRefused | SloRefused, status: int = 400):
     from ..audit import record
 
@@ -44,17 +46,18 @@ def _refused(endpoint: str, exc: SsoRefused | SloRefused, status: int = 400):
     record("saml_" + endpoint, "refused", reason=exc.reason[:200])
     db.session.commit()
     response = make_response(render_template(
-        "saml/error.html", title="This sign-in request cannot be used", message=exc.message),
-        status)
+        "saml/error.html", title=_REFUSAL_TITLES[endpoint], message=exc.message,
+        logout=endpoint == "slo"), status)
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-def _post_form(answer: PostToAcs) -> Response:
+def _post_form(answer: PostForm, heading: str = "Signing you in") -> Response:
     """The auto-submitting form (bindings §3.5.4): works without JavaScript (visible button);
     the script is a static file, so the CSP needs no inline exemption."""
-    parts = urlsplit(answer.acs_url)
-    response = make_response(render_template("saml/post.html", answer=answer))
+    parts = urlsplit(answer.action)
+    response = make_response(render_template("saml/post.html", answer=answer,
+                                             heading=heading))
     response.headers["Content-Security-Policy"] = _POST_CSP.format(
         origin=f"{parts.scheme}://{parts.netloc}")
     response.headers["Cache-Control"] = "no-store"
@@ -82,25 +85,27 @@ def metadata():
     return response
 
 
+def _inbound(accepted: tuple[str, ...]) -> InboundMessage:
+    """The SAML message of this request, read once from the raw query string (Redirect) or
+    the form body (POST); a repeated SAML parameter is refused (:mod:`.bindings`)."""
+    if request.method == "POST":
+        return read_post(request.form, request.query_string, accepted)
+    return read_redirect(request.query_string, accepted)
+
+
 @bp.route("/sso", methods=["GET", "POST"])
 def sso():
     """SAML bindings §3.4 (GET, deflated) and §3.5 (POST)."""
     settings = get_saml_settings()
-    source = request.form if request.method == "POST" else request.args
-    message = source.get("SAMLRequest")
     try:
-        if not message:
-            raise SsoRefused("No SAMLRequest was sent. Start signing in from the service.")
-        signature = None
-        if request.method == "GET":
-            signature = RedirectSignature(request.query_string, request.args.get("SigAlg"),
-                                          request.args.get("Signature"))
-        sp, authn, token = receive_authn_request(
-            settings, binding=BINDING_POST if request.method == "POST" else BINDING_REDIRECT,
-            message=message, relay_state=source.get("RelayState"),
-            redirect_signature=signature)
+        try:
+            inbound = _inbound(("SAMLRequest",))
+        except BindingError as exc:
+            raise SsoRefused(f"{exc} Start signing in from the service.",
+                             reason=f"binding: {exc}") from None
+        sp, authn, token = receive_authn_request(settings, inbound)
         refusal = refuse_name_id_policy(settings, sp, authn, select_acs(sp, authn),
-                                        source.get("RelayState"))
+                                        inbound.relay_state)
         if refusal is not None:
             db.session.commit()
             return _post_form(refusal)
@@ -109,7 +114,7 @@ def sso():
     except SsoRefused as exc:
         return _refused("sso", exc)
     db.session.commit()
-    return _post_form(step) if isinstance(step, PostToAcs) else _sign_in(step)
+    return _post_form(step) if isinstance(step, PostForm) else _sign_in(step)
 
 
 @bp.get("/sso/continue/<token>")
@@ -119,7 +124,7 @@ def sso_continue(token: str):
     except SsoRefused as exc:
         return _refused("sso", exc)
     db.session.commit()
-    return _post_form(step) if isinstance(step, PostToAcs) else _sign_in(step)
+    return _post_form(step) if isinstance(step, PostForm) else _sign_in(step)
 
 
 @bp.get("/sso/init")
@@ -133,25 +138,22 @@ def sso_init():
                              "/saml/sso/init?" + urlencode({"sp": sp, "subdomain": subdomain}))
     except SsoRefused as exc:
         return _refused("sso", exc)
-    return _post_form(step) if isinstance(step, PostToAcs) else _sign_in(step)
+    return _post_form(step) if isinstance(step, PostForm) else _sign_in(step)
 
 
 @bp.get("/slo")
 def slo():
     """Single Logout, HTTP-Redirect binding (profiles §4.4)."""
     settings = get_saml_settings()
-    args = request.args
-    param = "SAMLRequest" if "SAMLRequest" in args else "SAMLResponse"
-    query = RedirectQuery(raw=request.query_string, message=args.get(param, ""),
-                          relay_state=args.get("RelayState"), sig_alg=args.get("SigAlg"),
-                          signature=args.get("Signature"))
     try:
-        if not query.message:
-            raise SloRefused("No SAMLRequest or SAMLResponse was sent.")
-        if param == "SAMLRequest":
-            url = receive_logout_request(settings, query)
+        try:
+            inbound = _inbound(("SAMLRequest", "SAMLResponse"))
+        except BindingError as exc:
+            raise SloRefused(str(exc), reason=f"binding: {exc}") from None
+        if inbound.is_request:
+            url = receive_logout_request(settings, inbound)
         else:
-            url = receive_logout_response(settings, query)
+            url = receive_logout_response(settings, inbound)
     except SloRefused as exc:
         return _refused("slo", exc)
     response = redirect(url)
