@@ -9,7 +9,7 @@ from sqlalchemy import delete, or_, update
 
 from .. import clock
 from ..extensions import db
-from .models import LogoutChain, PendingAuthnRequest, SamlLogin
+from .models import LogoutChain, PendingAuthnRequest, SamlLogin, SeenLogoutRequest
 
 LOGIN_RETENTION = dt.timedelta(days=7)
 """How long a SAML login row outlives its session's lifetime (audit of recent logins)."""
@@ -21,6 +21,8 @@ def prune(session_lifetime: int) -> dict[str, int]:
     counts = {}
     counts["pending requests"] = db.session.execute(delete(PendingAuthnRequest).where(
         PendingAuthnRequest.expires_at < now)).rowcount or 0
+    counts["seen logout requests"] = db.session.execute(delete(SeenLogoutRequest).where(
+        SeenLogoutRequest.expires_at < now)).rowcount or 0
     counts["logout chains"] = db.session.execute(delete(LogoutChain).where(
         LogoutChain.expires_at < now)).rowcount or 0
     horizon = now - LOGIN_RETENTION

@@ -117,6 +117,7 @@ class LogoutRequest:
     header: MessageHeader
     name_id: str
     session_indexes: tuple[str, ...]
+    not_on_or_after: dt.datetime | None
 
 
 def read_logout_request(root: etree._Element) -> LogoutRequest:
@@ -125,7 +126,10 @@ def read_logout_request(root: etree._Element) -> LogoutRequest:
     if not name_id:
         raise SamlMessageError("the LogoutRequest has no NameID")
     indexes = tuple(filter(None, (_text(e, 256) for e in root.findall(_P + "SessionIndex"))))
-    return LogoutRequest(header=header, name_id=name_id, session_indexes=indexes)
+    expiry = root.get("NotOnOrAfter")
+    return LogoutRequest(header=header, name_id=name_id, session_indexes=indexes,
+                         not_on_or_after=None if expiry is None
+                         else parse_instant(expiry, "NotOnOrAfter"))
 
 
 @dataclass(frozen=True)

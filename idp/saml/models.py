@@ -1,6 +1,7 @@
 """The SAML tables of the bridge: registered service providers, pending AuthnRequests (which
-also guard against replayed request IDs), the logins each bridge session made at an SP (for
-Single Logout), and Single Logout chains in progress."""
+also guard against replayed request IDs), LogoutRequest IDs already seen (replay), the logins
+each bridge session made at an SP (for Single Logout), and Single Logout chains in
+progress."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
+from .constants import BINDING_REDIRECT
 
 UTCDateTime = DateTime(timezone=True)
 
@@ -25,6 +27,8 @@ class ServiceProvider(db.Model):
     entity_id: Mapped[str] = mapped_column(String(1024), unique=True)
     acs_urls: Mapped[list] = mapped_column(JSONB)  # ordered; the first is the default
     slo_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    slo_binding: Mapped[str] = mapped_column(String(80), default=BINDING_REDIRECT,
+                                             server_default=BINDING_REDIRECT)
     certificate: Mapped[str | None] = mapped_column(Text, nullable=True)  # PEM
     want_authn_requests_signed: Mapped[bool] = mapped_column(Boolean, default=False)
     sign_assertion: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -46,12 +50,25 @@ class PendingAuthnRequest(db.Model):
     relay_state: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     force_authn: Mapped[bool] = mapped_column(Boolean, default=False)
     is_passive: Mapped[bool] = mapped_column(Boolean, default=False)
+    subject_name_id: Mapped[str | None] = mapped_column(String(320), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (Index("ux_saml_pending_sp_request", "sp_entity_id", "request_id",
                             unique=True),)
+
+
+class SeenLogoutRequest(db.Model):
+    """A LogoutRequest ID already acted on, kept until the request's IssueInstant window has
+    passed, so a replayed LogoutRequest is refused (SAML core §3.7.3; as
+    :class:`PendingAuthnRequest` does for AuthnRequests)."""
+
+    __tablename__ = "saml_seen_logout_requests"
+
+    sp_entity_id: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class SamlLogin(db.Model):

@@ -15,7 +15,8 @@ import datetime as dt
 import secrets
 
 from flask import url_for
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 
 from .. import clock
 from ..audit import record
@@ -31,6 +32,8 @@ from .constants import (
     BINDING_REDIRECT,
     NS_DS,
     STATUS_PARTIAL_LOGOUT,
+    STATUS_REQUEST_DENIED,
+    STATUS_REQUESTER,
     STATUS_RESPONDER,
     STATUS_SUCCESS,
 )
@@ -42,7 +45,7 @@ from .inbound import (
 )
 from .messages import build_logout_request, build_logout_response, new_id
 from .metrics import SAML_LOGOUTS
-from .models import LogoutChain, SamlLogin, ServiceProvider
+from .models import LogoutChain, SamlLogin, SeenLogoutRequest, ServiceProvider
 from .registry import get_sp
 from .settings import SamlSettings, get_saml_settings
 from .signing import SignatureError, sign_redirect, verify_element, verify_redirect
@@ -121,6 +124,16 @@ def receive_logout_request(settings: SamlSettings, query: InboundMessage) -> str
                          "cannot answer it.", reason="SP without SLO URL")
     _check_sp_signature(sp, query, root)
     _check_header(settings, request.header)
+    if request.not_on_or_after is not None and clock.now() >= request.not_on_or_after + \
+            dt.timedelta(seconds=settings.clock_skew):
+        raise SloRefused("The logout request has expired (NotOnOrAfter).",
+                         reason="LogoutRequest expired")
+    if not _first_sight(settings, sp, request):
+        SAML_LOGOUTS.labels("from-sp", "replayed").inc()
+        record("saml_slo", "replayed", sp=sp.entity_id)
+        db.session.commit()
+        return _answer_initiator(settings, sp, request.header.id, query.relay_state,
+                                 STATUS_REQUESTER, STATUS_REQUEST_DENIED)
     logins = _logins_named(sp, request)
     session_ids = {login.login_session_id for login in logins}
     now = clock.now()
@@ -145,6 +158,19 @@ def receive_logout_request(settings: SamlSettings, query: InboundMessage) -> str
     return _next_step(settings, chain)
 
 
+def _first_sight(settings: SamlSettings, sp: ServiceProvider, request: LogoutRequest) -> bool:
+    """Remember the request's ID until its IssueInstant can no longer pass the clock check;
+    False when it was seen already (a replay). As AuthnRequest IDs are kept in
+    ``saml_pending_requests``."""
+    now = clock.now()
+    db.session.execute(delete(SeenLogoutRequest).where(SeenLogoutRequest.expires_at < now))
+    return db.session.execute(insert(SeenLogoutRequest).values(
+        sp_entity_id=sp.entity_id, request_id=request.header.id,
+        expires_at=request.header.issue_instant + dt.timedelta(seconds=settings.clock_skew,
+                                                               minutes=1))
+        .on_conflict_do_nothing().returning(SeenLogoutRequest.request_id)).scalar() is not None
+
+
 def _logins_named(sp: ServiceProvider, request: LogoutRequest) -> list[SamlLogin]:
     """This SP's live logins for the NameID, narrowed to the SessionIndexes when given
     (core §3.7.3.2)."""
@@ -162,12 +188,10 @@ def _logins_named(sp: ServiceProvider, request: LogoutRequest) -> list[SamlLogin
 
 
 def _answer_initiator(settings: SamlSettings, sp: ServiceProvider, request_id: str | None,
-                      relay_state: str | None, status: str) -> str:
-    sub_code = STATUS_PARTIAL_LOGOUT if status != STATUS_SUCCESS else None
+                      relay_state: str | None, code: str, sub_code: str | None = None) -> str:
     xml = build_logout_response(issuer=settings.entity_id, destination=sp.slo_url,
-                                in_response_to=request_id,
-                                code=STATUS_SUCCESS if sub_code is None else STATUS_RESPONDER,
-                                sub_code=sub_code, now=clock.now())
+                                in_response_to=request_id, code=code, sub_code=sub_code,
+                                now=clock.now())
     params = [("SAMLResponse", encode_redirect(xml))]
     if relay_state:
         params.append(("RelayState", relay_state))
@@ -235,8 +259,10 @@ def _next_step(settings: SamlSettings, chain_and_token: tuple[LogoutChain, str],
     db.session.delete(chain)
     db.session.commit()
     if initiator is not None and initiator.slo_url:
-        return _answer_initiator(settings, initiator, request_id, relay_state,
-                                 STATUS_PARTIAL_LOGOUT if partial else STATUS_SUCCESS)
+        if partial:
+            return _answer_initiator(settings, initiator, request_id, relay_state,
+                                     STATUS_RESPONDER, STATUS_PARTIAL_LOGOUT)
+        return _answer_initiator(settings, initiator, request_id, relay_state, STATUS_SUCCESS)
     return url_for("login.logout")
 
 

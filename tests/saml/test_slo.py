@@ -250,3 +250,74 @@ def test_sp_answering_logout_with_an_error_still_ends_the_chain(app, live_server
     assert not _signed_in(session, live_server)
     with app.app_context():
         assert db.session.query(LogoutChain).count() == 0
+
+
+def _status_codes(url: str) -> list[str]:
+    xml = _inflate(parse_qs(urlsplit(url).query)["SAMLResponse"][0])
+    return re.findall(rb'StatusCode Value="([^"]+)"', xml)
+
+
+def test_replayed_logout_request_gets_an_error_status(app, live_server, zulip):
+    """Issue #12 item 2: the same LogoutRequest twice is answered Success once, then with
+    Requester/RequestDenied (SAML core §3.2.2.2), and ends nothing the second time."""
+    session = http_login(live_server, "student2")
+    session_index = _login_at(zulip, session, "student2@example.edu")
+    url = zulip.logout_url("student2@example.edu", session_index)
+    first = requests.get(url, allow_redirects=False)
+    assert _status_codes(first.headers["Location"]) == [
+        b"urn:oasis:names:tc:SAML:2.0:status:Success"]
+    assert not _signed_in(session, live_server)
+
+    again = http_login(live_server, "student2")
+    _login_at(zulip, again, "student2@example.edu")
+    replay = again.get(url, allow_redirects=False)
+    assert replay.status_code == 302
+    assert _status_codes(replay.headers["Location"]) == [
+        b"urn:oasis:names:tc:SAML:2.0:status:Requester",
+        b"urn:oasis:names:tc:SAML:2.0:status:RequestDenied"]
+    auth, _ = zulip.process_slo(replay.headers["Location"], request_id=zulip.last_request_id,
+                                wantMessagesSigned=True)
+    assert auth.get_errors(), "Zulip must not take a replay answer for a success"
+    assert _signed_in(again, live_server)
+
+
+def test_seen_logout_request_ids_are_kept_until_the_window_has_passed(app, live_server, zulip):
+    from idp import clock
+    from idp.saml.housekeeping import prune
+    from idp.saml.models import SeenLogoutRequest
+
+    session = http_login(live_server, "student1")
+    url = zulip.logout_url("student1@example.edu", _login_at(zulip, session,
+                                                              "student1@example.edu"))
+    requests.get(url, allow_redirects=False)
+    with app.app_context():
+        assert prune(3600)["seen logout requests"] == 0
+        assert db.session.query(SeenLogoutRequest).count() == 1
+        skew = app.extensions["saml"].clock_skew
+        clock.advance(skew + 61)
+        assert prune(3600)["seen logout requests"] == 1
+        db.session.commit()
+    # Past the window the same request is too old, so forgetting its ID opens no replay.
+    response = requests.get(url, allow_redirects=False)
+    assert response.status_code == 400 and "too old" in response.text
+
+
+def test_expired_logout_request_is_refused(app, live_server, zulip):
+    from idp import clock
+
+    session = http_login(live_server, "student1")
+    session_index = _login_at(zulip, session, "student1@example.edu")
+    now = clock.now()
+    xml = (f'<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
+           f'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_expired" Version="2.0" '
+           f'IssueInstant="{now.strftime("%Y-%m-%dT%H:%M:%SZ")}" NotOnOrAfter="2020-01-01T'
+           f'00:00:00Z"><saml:Issuer>{zulip.entity_id}</saml:Issuer><saml:NameID>student1'
+           f'@example.edu</saml:NameID><samlp:SessionIndex>{session_index}</samlp:SessionIndex>'
+           '</samlp:LogoutRequest>').encode()
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    encoded = base64.b64encode(compressor.compress(xml) + compressor.flush()).decode()
+    response = requests.get(live_server + "/saml/slo?" + urlencode({"SAMLRequest": encoded}),
+                            allow_redirects=False)
+    assert response.status_code == 400 and "expired (NotOnOrAfter)" in response.text
+    assert "This sign-out request cannot be used" in response.text
+    assert _signed_in(session, live_server)
