@@ -83,6 +83,16 @@ def _header(root: etree._Element, expected: str) -> MessageHeader:
 
 
 @dataclass(frozen=True)
+class RequestedSubject:
+    """The ``saml:Subject`` of an AuthnRequest (core §3.4.1): whom the requester wants
+    authenticated. ``name_id`` is None when the identifier is a BaseID or EncryptedID, or
+    missing."""
+
+    name_id: str | None
+    name_id_format: str | None
+
+
+@dataclass(frozen=True)
 class AuthnRequest:
     header: MessageHeader
     acs_url: str | None
@@ -92,6 +102,7 @@ class AuthnRequest:
     is_passive: bool
     name_id_format: str | None
     signed: bool
+    subject: RequestedSubject | None
 
 
 def read_authn_request(root: etree._Element) -> AuthnRequest:
@@ -103,13 +114,21 @@ def read_authn_request(root: etree._Element) -> AuthnRequest:
     if acs_url is not None and len(acs_url) > 2048:
         raise SamlMessageError("AssertionConsumerServiceURL is too long")
     policy = root.find(_P + "NameIDPolicy")
+    subject = root.find(_A + "Subject")
+    requested = None
+    if subject is not None:
+        name_id = subject.find(_A + "NameID")
+        requested = RequestedSubject(
+            name_id=_text(name_id, 320),
+            name_id_format=name_id.get("Format") if name_id is not None else None)
     return AuthnRequest(
         header=header, acs_url=acs_url, acs_index=int(index) if index is not None else None,
         protocol_binding=root.get("ProtocolBinding"),
         force_authn=_bool(root.get("ForceAuthn"), "ForceAuthn"),
         is_passive=_bool(root.get("IsPassive"), "IsPassive"),
         name_id_format=policy.get("Format") if policy is not None else None,
-        signed=root.find("{http://www.w3.org/2000/09/xmldsig#}Signature") is not None)
+        signed=root.find("{http://www.w3.org/2000/09/xmldsig#}Signature") is not None,
+        subject=requested)
 
 
 @dataclass(frozen=True)

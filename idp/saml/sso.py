@@ -33,10 +33,12 @@ from .constants import (
     BINDING_REDIRECT,
     NAMEID_EMAIL,
     NAMEID_UNSPECIFIED,
+    STATUS_AUTHN_FAILED,
     STATUS_INVALID_NAMEID_POLICY,
     STATUS_NO_PASSIVE,
     STATUS_REQUESTER,
     STATUS_RESPONDER,
+    STATUS_UNKNOWN_PRINCIPAL,
 )
 from .inbound import AuthnRequest, SamlMessageError, read_authn_request
 from .messages import AssertionFacts, build_response, build_status_response
@@ -115,6 +117,7 @@ def receive_authn_request(settings: SamlSettings, inbound: InboundMessage
         key=token_digest(token), sp_entity_id=sp.entity_id, request_id=request.header.id,
         acs_url=acs_url, relay_state=relay_state, force_authn=request.force_authn,
         is_passive=request.is_passive, created_at=now,
+        subject_name_id=request.subject.name_id if request.subject else None,
         expires_at=request.header.issue_instant + 2 * skew + dt.timedelta(minutes=10))
         .on_conflict_do_nothing().returning(PendingAuthnRequest.key)).scalar()
     if stored is None:
@@ -185,6 +188,10 @@ def continue_pending(settings: SamlSettings, token: str) -> PostForm | SignIn:
                                  "The person is not signed in and IsPassive was requested.")
         return SignIn(next_path=f"/saml/sso/continue/{token}", reauth=row.force_authn)
     row.answered_at = now
+    if not _is_requested_subject(row, person):
+        return status_answer(settings, sp, row.acs_url, row.request_id, row.relay_state,
+                             STATUS_RESPONDER, STATUS_AUTHN_FAILED, "refused",
+                             "The request names another person than the one signed in.")
     db.session.commit()  # answered before the answer is built: a request is answered once
     return issue_assertion(settings, sp, person, session, acs_url=row.acs_url,
                            in_response_to=row.request_id, relay_state=row.relay_state,
@@ -203,14 +210,32 @@ def status_answer(settings: SamlSettings, sp: SPView, acs_url: str,
     return PostForm(acs_url, "SAMLResponse", base64.b64encode(xml).decode(), relay_state)
 
 
-def refuse_name_id_policy(settings: SamlSettings, sp: SPView, request: AuthnRequest,
-                          acs_url: str, relay_state: str | None) -> PostForm | None:
-    """InvalidNameIDPolicy when the SP wants a NameID format other than email (core §3.4.1.1)."""
-    if request.name_id_format in ACCEPTED_NAMEID_FORMATS:
-        return None
-    return status_answer(settings, sp, acs_url, request.header.id, relay_state,
-                         STATUS_REQUESTER, STATUS_INVALID_NAMEID_POLICY, "refused",
-                         "Only the emailAddress NameID format is supported.")
+def refuse_unsupported(settings: SamlSettings, sp: SPView, request: AuthnRequest,
+                       acs_url: str, relay_state: str | None) -> PostForm | None:
+    """An error Response at once for what the bridge can never satisfy, whoever signs in:
+
+    - a NameIDPolicy format other than email: InvalidNameIDPolicy (core §3.4.1.1);
+    - a requested Subject (core §3.4.1.4) named by anything but an email NameID: the bridge
+      cannot tell whom it means, UnknownPrincipal (core §3.2.2.2).
+    """
+    if request.name_id_format not in ACCEPTED_NAMEID_FORMATS:
+        return status_answer(settings, sp, acs_url, request.header.id, relay_state,
+                             STATUS_REQUESTER, STATUS_INVALID_NAMEID_POLICY, "refused",
+                             "Only the emailAddress NameID format is supported.")
+    subject = request.subject
+    if subject is not None and (subject.name_id is None
+                                or subject.name_id_format not in ACCEPTED_NAMEID_FORMATS):
+        return status_answer(settings, sp, acs_url, request.header.id, relay_state,
+                             STATUS_REQUESTER, STATUS_UNKNOWN_PRINCIPAL, "refused",
+                             "A requested Subject must be an emailAddress NameID.")
+    return None
+
+
+def _is_requested_subject(row: PendingAuthnRequest, person: Person) -> bool:
+    """SAML core §3.4.1.4: the assertion's Subject must strongly match the request's
+    (§3.3.4); the bridge names people by email, compared case-insensitively as Zulip does."""
+    return row.subject_name_id is None or (
+        bool(person.email) and row.subject_name_id.lower() == person.email.lower())
 
 
 def issue_assertion(settings: SamlSettings, sp: SPView, person: Person,

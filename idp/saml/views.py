@@ -24,7 +24,7 @@ from .sso import (
     continue_pending,
     idp_initiated,
     receive_authn_request,
-    refuse_name_id_policy,
+    refuse_unsupported,
     select_acs,
 )
 
@@ -104,8 +104,8 @@ def sso():
             raise SsoRefused(f"{exc} Start signing in from the service.",
                              reason=f"binding: {exc}") from None
         sp, authn, token = receive_authn_request(settings, inbound)
-        refusal = refuse_name_id_policy(settings, sp, authn, select_acs(sp, authn),
-                                        inbound.relay_state)
+        refusal = refuse_unsupported(settings, sp, authn, select_acs(sp, authn),
+                                     inbound.relay_state)
         if refusal is not None:
             db.session.commit()
             return _post_form(refusal)

@@ -256,3 +256,62 @@ def test_deactivated_person_with_a_live_session_gets_no_assertion(app, live_serv
         assert "SAMLResponse" not in answer.text
     with app.app_context():
         assert db.session.query(SamlLogin).count() == 0
+
+
+def _status(form) -> list[str]:
+    xml = etree.fromstring(base64.b64decode(form.saml_response))
+    assert xml.find("{urn:oasis:names:tc:SAML:2.0:assertion}Assertion") is None
+    return [e.get("Value").rsplit(":", 1)[1]
+            for e in xml.iter("{urn:oasis:names:tc:SAML:2.0:protocol}StatusCode")]
+
+
+def test_requested_subject_naming_another_person_is_refused(app, live_server, zulip):
+    """Issue #12 item 3, SAML core §3.4.1.4: an AuthnRequest whose Subject names student2,
+    sent while student1 is signed in, gets Responder/AuthnFailed, never student1's assertion."""
+    session = http_login(live_server, "student1")
+    answer = session.get(zulip.login_url(name_id_value_req="student2@example.edu"),
+                         allow_redirects=False)
+    form = posted_form(answer.text)
+    assert _status(form) == ["Responder", "AuthnFailed"]
+    auth = zulip.process_response(form.saml_response, form.relay_state, zulip.last_request_id)
+    assert not auth.is_authenticated() and auth.get_errors()
+    with app.app_context():
+        assert db.session.query(SamlLogin).count() == 0
+
+
+def test_requested_subject_naming_the_signed_in_person_is_answered(app, live_server, zulip):
+    session = http_login(live_server, "student1")
+    answer = session.get(zulip.login_url(name_id_value_req="Student1@Example.edu"),
+                         allow_redirects=False)
+    auth = zulip.process_response(posted_form(answer.text).saml_response, None,
+                                  zulip.last_request_id)
+    _attributes_ok(auth, "student1@example.edu")
+
+
+def test_requested_subject_is_checked_after_signing_in(app, live_server, zulip):
+    """Not signed in yet: the person signs in first, then the Subject is compared."""
+    answer = _sign_in_through_form(requests.Session(), live_server, zulip.login_url(
+        name_id_value_req="mentor1@example.edu"), "mentor1")
+    _attributes_ok(zulip.process_response(posted_form(answer.text).saml_response, None,
+                                          zulip.last_request_id), "mentor1@example.edu")
+    answer = _sign_in_through_form(requests.Session(), live_server, zulip.login_url(
+        name_id_value_req="mentor1@example.edu"), "student3")
+    assert _status(posted_form(answer.text)) == ["Responder", "AuthnFailed"]
+
+
+def test_requested_subject_the_bridge_cannot_identify(app, live_server, zulip_registered):
+    from .test_bad_input import _authn_request, _deflate
+
+    session = http_login(live_server, "student1")
+    for index, body in enumerate((
+            '<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:'
+            'persistent">student1@example.edu</saml:NameID></saml:Subject>',
+            '<saml:Subject><saml:EncryptedID/></saml:Subject>',
+            '<saml:Subject><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:'
+            'bearer"/></saml:Subject>')):
+        xml = _authn_request(live_server, request_id=f"_subject{index}", body=body)
+        answer = session.get(live_server + "/saml/sso?" + urlencode(
+            {"SAMLRequest": _deflate(xml)}), allow_redirects=False)
+        assert _status(posted_form(answer.text)) == ["Requester", "UnknownPrincipal"]
+    with app.app_context():
+        assert db.session.query(SamlLogin).count() == 0
