@@ -102,9 +102,9 @@ def logout():
         record("logout", "success", subject=row.subject)
     db.session.commit()
     for handler in current_app.extensions["logout_handlers"]:
-        url = handler(row)
-        if url:
-            return redirect(url)
+        step = handler(row)  # a URL to go to, or a response (an auto-POST form)
+        if step:
+            return redirect(step) if isinstance(step, str) else step
     return _no_store(make_response(render_template("login/logged_out.html")))
 
 

@@ -20,8 +20,7 @@ def init_app(app: Flask) -> None:
     from .housekeeping import end_logins
     from .registry import first_sp
     from .settings import load_saml_settings
-    from .slo import logout_handler
-    from .views import bp
+    from .views import bp, logout_hook
 
     settings = app.config["IDP"]
     env = app.config.get("IDP_ENV") or {}
@@ -30,7 +29,7 @@ def init_app(app: Flask) -> None:
     csrf.exempt(bp)
     app.register_blueprint(bp)
     app.cli.add_command(saml_cli)
-    app.extensions["logout_handlers"].append(logout_handler)
+    app.extensions["logout_handlers"].append(logout_hook)
     person_deprovisioned.connect(end_logins, weak=False)
 
     def open_zulip_url() -> str:

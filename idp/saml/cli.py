@@ -13,11 +13,13 @@ from ..cli import zulip_cli
 from ..extensions import db
 from ..keys import get_keystore
 from .attributes import DEFAULT_PROFILE, PROFILES
+from .constants import BINDING_POST, BINDING_REDIRECT
 from .metadata import MetadataError, read_sp_metadata
 from .registry import RegistryError, SPDefinition, first_sp, get_sp, list_sps, remove_sp, save_sp
 from .settings import get_saml_settings, valid_subdomain
 
 saml_cli = AppGroup("saml", help="SAML service providers (Zulip and others).")
+_SLO_BINDINGS = {"redirect": BINDING_REDIRECT, "post": BINDING_POST}
 MAX_METADATA_BYTES = 1024 * 1024
 
 
@@ -40,6 +42,10 @@ def _read_metadata(source: str) -> bytes:
     return data
 
 
+def _slo_text(url: str | None, binding: str) -> str:
+    return f"{url} ({binding.rsplit(':', 1)[1]})" if url else "-"
+
+
 def _read_cert(value: str | None) -> str | None:
     if value and os.path.isfile(value):
         with open(value) as fh:
@@ -53,7 +59,10 @@ def _read_cert(value: str | None) -> str | None:
 @click.option("--entity-id", help="the SP entity id (Zulip: https://<host>)")
 @click.option("--acs-url", multiple=True, help="an ACS URL, HTTP-POST (Zulip: "
               "https://<host>/complete/saml/); repeat for more, the first is the default")
-@click.option("--slo-url", help="the SP's Single Logout URL, HTTP-Redirect (Zulip: the ACS URL)")
+@click.option("--slo-url", help="the SP's Single Logout URL (Zulip: the ACS URL)")
+@click.option("--slo-binding", type=click.Choice(["redirect", "post"]), default=None,
+              help="how the SP takes logout messages (default: as the metadata says, HTTP-"
+                   "Redirect when it offers both; else redirect; Zulip: redirect)")
 @click.option("--cert", help="the SP's signing certificate: a PEM file or base64 DER")
 @click.option("--want-signed-requests/--no-want-signed-requests", default=None,
               help="refuse unsigned AuthnRequests (default: as the metadata says, else off)")
@@ -62,10 +71,11 @@ def _read_cert(value: str | None) -> str | None:
 @click.option("--profile", type=click.Choice(sorted(PROFILES)), default=DEFAULT_PROFILE,
               show_default=True, help="attribute-release profile")
 @click.option("--replace", is_flag=True, help="update the SP if it is already registered")
-def add_sp(metadata_source, entity_id, acs_url, slo_url, cert, want_signed_requests, sign,
-           profile, replace):
+def add_sp(metadata_source, entity_id, acs_url, slo_url, slo_binding, cert,
+           want_signed_requests, sign, profile, replace):
     """Register a service provider, from its metadata or by hand."""
     want_signed = bool(want_signed_requests)
+    binding = _SLO_BINDINGS.get(slo_binding, BINDING_REDIRECT)
     if metadata_source:
         try:
             meta = read_sp_metadata(_read_metadata(metadata_source))
@@ -73,14 +83,18 @@ def add_sp(metadata_source, entity_id, acs_url, slo_url, cert, want_signed_reque
             raise click.ClickException(f"unusable metadata: {exc}") from None
         entity_id = entity_id or meta.entity_id
         acs_url = acs_url or tuple(meta.acs_urls)
-        slo_url = slo_url or meta.slo_url
+        if slo_url is None:
+            slo_url, binding = meta.slo_endpoint(_SLO_BINDINGS.get(slo_binding))
+            if slo_url is None and slo_binding is not None:
+                raise click.ClickException(f"the metadata offers no SingleLogoutService with "
+                                           f"the {slo_binding} binding: give --slo-url")
         cert = cert or meta.certificate_b64
         if want_signed_requests is None:
             want_signed = meta.want_authn_requests_signed
     elif not entity_id or not acs_url:
         raise click.UsageError("give --metadata FILE_OR_URL, or --entity-id and --acs-url")
     definition = SPDefinition(
-        entity_id=entity_id, acs_urls=list(acs_url), slo_url=slo_url,
+        entity_id=entity_id, acs_urls=list(acs_url), slo_url=slo_url, slo_binding=binding,
         certificate=_read_cert(cert), want_authn_requests_signed=want_signed,
         sign_assertion=sign in ("both", "assertion"), sign_response=sign in ("both", "response"),
         attribute_profile=profile)
@@ -92,7 +106,8 @@ def add_sp(metadata_source, entity_id, acs_url, slo_url, cert, want_signed_reque
     db.session.commit()
     click.echo(f"registered SP {definition.entity_id}")
     click.echo(f"  ACS: {', '.join(definition.acs_urls)}")
-    click.echo(f"  SLO: {definition.slo_url or '-'}; signs: {sign}; profile: {profile}; "
+    click.echo(f"  SLO: {_slo_text(definition.slo_url, binding)}; signs: {sign}; "
+               f"profile: {profile}; "
                f"signed requests required: {'yes' if want_signed else 'no'}")
 
 
@@ -105,7 +120,8 @@ def list_sps_command():
     for sp in rows:
         signs = "both" if sp.sign_assertion and sp.sign_response else (
             "assertion" if sp.sign_assertion else "response")
-        click.echo(f"{sp.entity_id}\n  ACS: {', '.join(sp.acs_urls)}\n  SLO: {sp.slo_url or '-'}"
+        click.echo(f"{sp.entity_id}\n  ACS: {', '.join(sp.acs_urls)}\n  SLO: "
+                   f"{_slo_text(sp.slo_url, sp.slo_binding)}"
                    f"\n  signs: {signs}; profile: {sp.attribute_profile}; certificate: "
                    f"{'yes' if sp.certificate else 'no'}; signed requests required: "
                    f"{'yes' if sp.want_authn_requests_signed else 'no'}")

@@ -142,8 +142,9 @@ def build_status_response(*, issuer: str, acs_url: str, in_response_to: str | No
 
 def build_logout_request(*, issuer: str, destination: str, name_id: str,
                          session_indexes: Iterable[str], request_id: str,
-                         now: dt.datetime) -> bytes:
-    """``samlp:LogoutRequest`` (core §3.7.1), signed by the Redirect binding, not in XML."""
+                         now: dt.datetime) -> etree._Element:
+    """``samlp:LogoutRequest`` (core §3.7.1), unsigned: the binding signs it (in the query
+    for Redirect, in the XML for POST)."""
     request = etree.Element(_P + "LogoutRequest", {
         "ID": request_id, "Version": "2.0", "IssueInstant": saml_time(now),
         "Destination": destination,
@@ -153,14 +154,15 @@ def build_logout_request(*, issuer: str, destination: str, name_id: str,
     _sub(request, _A + "NameID", name_id, Format=NAMEID_EMAIL)
     for index in session_indexes:
         _sub(request, _P + "SessionIndex", index)
-    return etree.tostring(request, encoding="utf-8")
+    return request
 
 
 def build_logout_response(*, issuer: str, destination: str, in_response_to: str | None,
-                          code: str, now: dt.datetime, sub_code: str | None = None) -> bytes:
-    """``samlp:LogoutResponse`` (core §3.7.2), signed by the Redirect binding."""
+                          code: str, now: dt.datetime,
+                          sub_code: str | None = None) -> etree._Element:
+    """``samlp:LogoutResponse`` (core §3.7.2), unsigned: the binding signs it."""
     response = etree.Element(_P + "LogoutResponse",
                              _header(destination, in_response_to, saml_time(now)), nsmap=_NSMAP)
     _sub(response, _A + "Issuer", issuer)
     _status(response, code, sub_code)
-    return etree.tostring(response, encoding="utf-8")
+    return response

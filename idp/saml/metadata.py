@@ -32,8 +32,9 @@ def build_idp_metadata(*, entity_id: str, sso_url: str, slo_url: str,
         etree.SubElement(key_info, _D + "KeyName").text = key.kid
         data = etree.SubElement(key_info, _D + "X509Data")
         etree.SubElement(data, _D + "X509Certificate").text = key.certificate_b64
-    etree.SubElement(idp, _M + "SingleLogoutService",
-                     {"Binding": BINDING_REDIRECT, "Location": slo_url})
+    for binding in (BINDING_REDIRECT, BINDING_POST):
+        etree.SubElement(idp, _M + "SingleLogoutService",
+                         {"Binding": binding, "Location": slo_url})
     etree.SubElement(idp, _M + "NameIDFormat").text = NAMEID_EMAIL
     for binding in (BINDING_REDIRECT, BINDING_POST):
         etree.SubElement(idp, _M + "SingleSignOnService",
@@ -49,15 +50,24 @@ class MetadataError(ValueError):
 class SPMetadata:
     entity_id: str
     acs_urls: list[str]
-    slo_url: str | None
+    slo_urls: dict[str, str]  # binding -> Location, as the SP offers them
     certificate_b64: str | None
     want_authn_requests_signed: bool
     want_assertions_signed: bool
 
+    def slo_endpoint(self, binding: str | None = None) -> tuple[str | None, str]:
+        """The SLO URL and binding to register: ``binding`` if given, else HTTP-Redirect when
+        offered (what Zulip uses), else HTTP-POST; ``(None, Redirect)`` without SLO."""
+        if binding is None:
+            binding = next((b for b in (BINDING_REDIRECT, BINDING_POST) if b in self.slo_urls),
+                           BINDING_REDIRECT)
+        return self.slo_urls.get(binding), binding
+
 
 def read_sp_metadata(data: bytes) -> SPMetadata:
     """The parts of an SP's EntityDescriptor the registry needs: HTTP-POST ACS URLs (default
-    first, then by index), the HTTP-Redirect SLO URL and the signing certificate."""
+    first, then by index), the SLO URL (HTTP-Redirect when offered, else HTTP-POST) and the
+    signing certificate."""
     try:
         root = parse_xml(data)
     except SamlDecodeError as exc:
@@ -82,8 +92,10 @@ def read_sp_metadata(data: bytes) -> SPMetadata:
         return (0 if service.get("isDefault") == "true" else 1,
                 int(index) if index.isdigit() else 0)
 
-    slo = next((s.get("Location") for s in sp.findall(_M + "SingleLogoutService")
-                if s.get("Binding") == BINDING_REDIRECT and s.get("Location")), None)
+    slo_urls: dict[str, str] = {}
+    for service in sp.findall(_M + "SingleLogoutService"):
+        if service.get("Location"):
+            slo_urls.setdefault(service.get("Binding"), service.get("Location"))
     certificate = None
     for descriptor in sp.findall(_M + "KeyDescriptor"):
         if descriptor.get("use") in (None, "signing"):
@@ -94,6 +106,6 @@ def read_sp_metadata(data: bytes) -> SPMetadata:
     return SPMetadata(
         entity_id=root.get("entityID"),
         acs_urls=[s.get("Location") for s in sorted(services, key=order)],
-        slo_url=slo, certificate_b64=certificate,
+        slo_urls=slo_urls, certificate_b64=certificate,
         want_authn_requests_signed=sp.get("AuthnRequestsSigned") == "true",
         want_assertions_signed=sp.get("WantAssertionsSigned") == "true")

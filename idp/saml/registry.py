@@ -16,8 +16,12 @@ from sqlalchemy import select
 from .. import clock
 from ..extensions import db
 from .attributes import DEFAULT_PROFILE, PROFILES
+from .constants import BINDING_POST, BINDING_REDIRECT
 from .models import ServiceProvider
 from .signing import SignatureError, load_certificate
+
+SLO_BINDINGS = (BINDING_REDIRECT, BINDING_POST)
+"""How the bridge sends an SP its logout messages (SAML bindings §3.4, §3.5)."""
 
 
 class RegistryError(ValueError):
@@ -29,6 +33,7 @@ class SPDefinition:
     entity_id: str
     acs_urls: list[str]
     slo_url: str | None = None
+    slo_binding: str = BINDING_REDIRECT
     certificate: str | None = None  # PEM or base64 DER
     want_authn_requests_signed: bool = False
     sign_assertion: bool = True
@@ -66,6 +71,7 @@ class SPView:
     entity_id: str
     acs_urls: tuple[str, ...]
     slo_url: str | None
+    slo_binding: str
     certificate: str | None
     want_authn_requests_signed: bool
     sign_assertion: bool
@@ -91,7 +97,8 @@ def find_sp(entity_id: str) -> SPView | None:
     row = get_sp(entity_id)
     view = None if row is None else SPView(
         entity_id=row.entity_id, acs_urls=tuple(row.acs_urls), slo_url=row.slo_url,
-        certificate=row.certificate, want_authn_requests_signed=row.want_authn_requests_signed,
+        slo_binding=row.slo_binding, certificate=row.certificate,
+        want_authn_requests_signed=row.want_authn_requests_signed,
         sign_assertion=row.sign_assertion, sign_response=row.sign_response,
         attribute_profile=row.attribute_profile)
     if entity_id and len(entity_id) <= 1024:
@@ -128,6 +135,9 @@ def save_sp(definition: SPDefinition, *, replace: bool = False) -> ServiceProvid
         raise RegistryError("give at least one ACS URL (--acs-url)")
     acs_urls = [_check_url("ACS URL", u) for u in dict.fromkeys(definition.acs_urls)]
     slo_url = _check_url("SLO URL", definition.slo_url) if definition.slo_url else None
+    if definition.slo_binding not in SLO_BINDINGS:
+        raise RegistryError(f"unsupported Single Logout binding {definition.slo_binding!r}: "
+                            "use HTTP-Redirect or HTTP-POST")
     if definition.attribute_profile not in PROFILES:
         raise RegistryError(f"unknown attribute profile {definition.attribute_profile!r}: "
                             f"use one of {', '.join(PROFILES)}")
@@ -146,6 +156,7 @@ def save_sp(definition: SPDefinition, *, replace: bool = False) -> ServiceProvid
         db.session.add(row)
     row.acs_urls = acs_urls
     row.slo_url = slo_url
+    row.slo_binding = definition.slo_binding
     row.certificate = certificate
     row.want_authn_requests_signed = definition.want_authn_requests_signed
     row.sign_assertion = definition.sign_assertion

@@ -11,10 +11,12 @@ a random RelayState token (its SHA-256 is the key).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import secrets
 
 from flask import url_for
+from lxml import etree
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
@@ -25,7 +27,7 @@ from ..hashing import token_digest
 from ..keys import get_keystore
 from ..login.sessions import SessionView, close_session, current_session
 from ..models import LoginSession
-from .bindings import InboundMessage
+from .bindings import InboundMessage, PostForm, RedirectTo
 from .codec import SamlDecodeError, decode_post, decode_redirect, encode_redirect, parse_xml
 from .constants import (
     BINDING_POST,
@@ -48,7 +50,13 @@ from .metrics import SAML_LOGOUTS
 from .models import LogoutChain, SamlLogin, SeenLogoutRequest, ServiceProvider
 from .registry import get_sp
 from .settings import SamlSettings, get_saml_settings
-from .signing import SignatureError, sign_redirect, verify_element, verify_redirect
+from .signing import (
+    SignatureError,
+    sign_element,
+    sign_redirect,
+    verify_element,
+    verify_redirect,
+)
 from .sso import MAX_RELAY_STATE
 
 CHAIN_LIFETIME = dt.timedelta(minutes=10)
@@ -63,8 +71,27 @@ class SloRefused(Exception):
         self.reason = reason or message
 
 
+LogoutStep = RedirectTo | PostForm
+"""Where the browser goes next: a Redirect-binding message or the end of the logout, or an
+auto-POST form carrying a signed message to a POST-bound SP."""
+
+
 def _redirect_url(location: str, query: str) -> str:
     return location + ("&" if "?" in location else "?") + query
+
+
+def _send(sp: ServiceProvider, param: str, xml_root, relay_state: str | None) -> LogoutStep:
+    """A logout message to the SP's SLO URL in the binding it registered: signed in the query
+    (Redirect, bindings §3.4.4.1) or as an enveloped XML signature (POST, §3.5.4)."""
+    key = get_keystore().current()
+    if sp.slo_binding == BINDING_POST:
+        sign_element(xml_root, key)
+        message = base64.b64encode(etree.tostring(xml_root, encoding="utf-8")).decode()
+        return PostForm(sp.slo_url, param, message, relay_state)
+    params = [(param, encode_redirect(etree.tostring(xml_root, encoding="utf-8")))]
+    if relay_state:
+        params.append(("RelayState", relay_state))
+    return RedirectTo(_redirect_url(sp.slo_url, sign_redirect(params, key)))
 
 
 def _read(inbound: InboundMessage, reader):
@@ -109,8 +136,8 @@ def _check_header(settings: SamlSettings, header) -> None:
 
 
 # -- SP-initiated ------------------------------------------------------------------------------
-def receive_logout_request(settings: SamlSettings, query: InboundMessage) -> str:
-    """End the sessions the request names and return the URL of the next step (another SP's
+def receive_logout_request(settings: SamlSettings, query: InboundMessage) -> LogoutStep:
+    """End the sessions the request names and return the next step (another SP's
     LogoutRequest, or the LogoutResponse to the initiator). Commits."""
     if query.relay_state is not None and len(query.relay_state) > MAX_RELAY_STATE:
         raise SloRefused("RelayState is too long.")
@@ -188,19 +215,18 @@ def _logins_named(sp: ServiceProvider, request: LogoutRequest) -> list[SamlLogin
 
 
 def _answer_initiator(settings: SamlSettings, sp: ServiceProvider, request_id: str | None,
-                      relay_state: str | None, code: str, sub_code: str | None = None) -> str:
-    xml = build_logout_response(issuer=settings.entity_id, destination=sp.slo_url,
-                                in_response_to=request_id, code=code, sub_code=sub_code,
-                                now=clock.now())
-    params = [("SAMLResponse", encode_redirect(xml))]
-    if relay_state:
-        params.append(("RelayState", relay_state))
-    return _redirect_url(sp.slo_url, sign_redirect(params, get_keystore().current()))
+                      relay_state: str | None, code: str,
+                      sub_code: str | None = None) -> LogoutStep:
+    response = build_logout_response(issuer=settings.entity_id, destination=sp.slo_url,
+                                     in_response_to=request_id, code=code, sub_code=sub_code,
+                                     now=clock.now())
+    return _send(sp, "SAMLResponse", response, relay_state)
 
 
 # -- IdP-initiated (bridge /logout) --------------------------------------------------------------
-def logout_handler(closed: SessionView | None) -> str | None:
-    """``logout_handlers`` hook: start the chain through the SPs this session signed into."""
+def start_logout(closed: SessionView | None) -> LogoutStep | None:
+    """Bridge ``/logout`` ended ``closed``: start the chain through the SPs this session
+    signed into (the ``logout_handlers`` hook in :mod:`.views` renders the step)."""
     if closed is None:
         return None
     live = db.session.execute(select(SamlLogin.id).where(
@@ -225,8 +251,8 @@ def _start_chain(session_id: str, *, initiator: ServiceProvider | None, request_
 
 
 def _next_step(settings: SamlSettings, chain_and_token: tuple[LogoutChain, str],
-               partial: bool = False) -> str:
-    """The URL of the next LogoutRequest in the chain, or its end. Commits."""
+               partial: bool = False) -> LogoutStep:
+    """The next LogoutRequest of the chain, or its end. Commits."""
     chain, token = chain_and_token
     now = clock.now()
     pending = db.session.execute(select(SamlLogin).where(
@@ -243,15 +269,14 @@ def _next_step(settings: SamlSettings, chain_and_token: tuple[LogoutChain, str],
         for row in same_sp:
             row.logout_request_id = request_id
             row.logout_chain = chain.key
-        xml = build_logout_request(issuer=settings.entity_id, destination=sp.slo_url,
-                                   name_id=login.name_id,
-                                   session_indexes=[row.session_index for row in same_sp],
-                                   request_id=request_id, now=now)
-        query = sign_redirect([("SAMLRequest", encode_redirect(xml)), ("RelayState", token)],
-                              get_keystore().current())
+        request = build_logout_request(issuer=settings.entity_id, destination=sp.slo_url,
+                                       name_id=login.name_id,
+                                       session_indexes=[row.session_index for row in same_sp],
+                                       request_id=request_id, now=now)
+        step = _send(sp, "SAMLRequest", request, token)
         SAML_LOGOUTS.labels("to-sp", "sent").inc()
         db.session.commit()
-        return _redirect_url(sp.slo_url, query)
+        return step
     if partial:
         record("saml_slo", "partial", chain=chain.key[:12])
     initiator = get_sp(chain.initiator_entity_id) if chain.initiator_entity_id else None
@@ -263,10 +288,10 @@ def _next_step(settings: SamlSettings, chain_and_token: tuple[LogoutChain, str],
             return _answer_initiator(settings, initiator, request_id, relay_state,
                                      STATUS_RESPONDER, STATUS_PARTIAL_LOGOUT)
         return _answer_initiator(settings, initiator, request_id, relay_state, STATUS_SUCCESS)
-    return url_for("login.logout")
+    return RedirectTo(url_for("login.logout"))
 
 
-def receive_logout_response(settings: SamlSettings, query: InboundMessage) -> str:
+def receive_logout_response(settings: SamlSettings, query: InboundMessage) -> LogoutStep:
     """An SP answered our LogoutRequest: mark it done and continue the chain. Commits."""
     token = query.relay_state or ""
     chain = db.session.get(LogoutChain, token_digest(token)) if 8 < len(token) < 100 else None

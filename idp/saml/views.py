@@ -13,11 +13,18 @@ from flask import Blueprint, Response, make_response, redirect, render_template,
 
 from ..extensions import db
 from ..keys import get_keystore
+from ..login.sessions import SessionView
 from .bindings import BindingError, InboundMessage, PostForm, read_post, read_redirect
 from .metadata import build_idp_metadata
 from .metrics import SAML_REFUSED
 from .settings import get_saml_settings
-from .slo import SloRefused, receive_logout_request, receive_logout_response
+from .slo import (
+    LogoutStep,
+    SloRefused,
+    receive_logout_request,
+    receive_logout_response,
+    start_logout,
+)
 from .sso import (
     SignIn,
     SsoRefused,
@@ -141,9 +148,24 @@ def sso_init():
     return _post_form(step) if isinstance(step, PostForm) else _sign_in(step)
 
 
-@bp.get("/slo")
+def _logout_step(step: LogoutStep) -> Response:
+    if isinstance(step, PostForm):
+        return _post_form(step, heading="Signing you out")
+    response = redirect(step.url)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def logout_hook(closed: SessionView | None) -> Response | None:
+    """``logout_handlers`` hook of bridge ``/logout``: the first step of Single Logout through
+    the SPs the closed session signed into, if any."""
+    step = start_logout(closed)
+    return None if step is None else _logout_step(step)
+
+
+@bp.route("/slo", methods=["GET", "POST"])
 def slo():
-    """Single Logout, HTTP-Redirect binding (profiles §4.4)."""
+    """Single Logout (profiles §4.4) over HTTP-Redirect (GET) or HTTP-POST."""
     settings = get_saml_settings()
     try:
         try:
@@ -151,11 +173,9 @@ def slo():
         except BindingError as exc:
             raise SloRefused(str(exc), reason=f"binding: {exc}") from None
         if inbound.is_request:
-            url = receive_logout_request(settings, inbound)
+            step = receive_logout_request(settings, inbound)
         else:
-            url = receive_logout_response(settings, inbound)
+            step = receive_logout_response(settings, inbound)
     except SloRefused as exc:
         return _refused("slo", exc)
-    response = redirect(url)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _logout_step(step)

@@ -3,6 +3,7 @@ zulip saml-settings)."""
 
 from __future__ import annotations
 
+import re
 import threading
 from urllib.parse import urlencode
 
@@ -198,3 +199,36 @@ def test_prune_and_deprovisioning(app, live_server, zulip):
     with app.app_context():
         assert db.session.query(PendingAuthnRequest).count() == 0
         assert db.session.query(SamlLogin).count() == 0
+
+
+def test_add_sp_picks_the_single_logout_binding_from_metadata(app, tmp_path,
+                                                              zulip_sp_metadata):
+    """Issue #12 item 4: HTTP-Redirect when the SP offers it (Zulip), else HTTP-POST;
+    ``--slo-binding`` chooses among what the metadata offers."""
+    redirect = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+    post = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+    slo = re.search(r"<md:SingleLogoutService [^>]*/>", zulip_sp_metadata).group(0)
+    assert redirect in slo and ZULIP_ACS in slo
+    post_slo = f'<md:SingleLogoutService Binding="{post}" Location="{ZULIP_ACS}post"/>'
+    runner = app.test_cli_runner()
+
+    def register(metadata: str, *extra: str):
+        path = tmp_path / "metadata.xml"
+        path.write_text(metadata)
+        result = runner.invoke(args=["saml", "add-sp", "--metadata", str(path), "--replace",
+                                     *extra])
+        with app.app_context():
+            row = db.session.query(ServiceProvider).one_or_none()
+            return result, row and (row.slo_url, row.slo_binding)
+
+    result, registered = register(zulip_sp_metadata)
+    assert registered == (ZULIP_ACS, redirect) and "(HTTP-Redirect)" in result.output
+    assert register(zulip_sp_metadata.replace(slo, post_slo))[1] == (ZULIP_ACS + "post", post)
+    both = zulip_sp_metadata.replace(slo, post_slo + slo)
+    assert register(both)[1] == (ZULIP_ACS, redirect)
+    result, registered = register(both, "--slo-binding", "post")
+    assert registered == (ZULIP_ACS + "post", post) and "(HTTP-POST)" in result.output
+    refused, _ = register(zulip_sp_metadata, "--slo-binding", "post")
+    assert refused.exit_code != 0 and "no SingleLogoutService with the post" in refused.output
+    listed = runner.invoke(args=["saml", "list-sps"]).output
+    assert f"SLO: {ZULIP_ACS}post (HTTP-POST)" in listed

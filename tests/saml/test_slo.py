@@ -10,6 +10,7 @@ import zlib
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
+from lxml import etree
 from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
 
 from idp.extensions import db
@@ -239,10 +240,10 @@ def test_sp_answering_logout_with_an_error_still_ends_the_chain(app, live_server
     location = _bridge_logout(session, live_server).headers["Location"]
     query = parse_qs(urlsplit(location).query)
     request_id = re.search(rb'ID="([^"]+)"', _inflate(query["SAMLRequest"][0])).group(1)
-    xml = build_logout_response(issuer=zulip.entity_id, destination=live_server + "/saml/slo",
-                                in_response_to=request_id.decode(),
-                                code="urn:oasis:names:tc:SAML:2.0:status:Responder",
-                                now=clock.now())
+    xml = etree.tostring(build_logout_response(
+        issuer=zulip.entity_id, destination=live_server + "/saml/slo",
+        in_response_to=request_id.decode(), code="urn:oasis:names:tc:SAML:2.0:status:Responder",
+        now=clock.now()))
     response = session.get(live_server + "/saml/slo?" + urlencode(
         {"SAMLResponse": encode_redirect(xml), "RelayState": query["RelayState"][0]}),
         allow_redirects=False)
