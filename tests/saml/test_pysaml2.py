@@ -172,15 +172,18 @@ def test_sp_initiated_logout(app, live_server, wiki):
         assert root.find(DS + "Signature") is not None
 
 
+def _bridge_sign_out(session: requests.Session, base_url: str) -> requests.Response:
+    page = session.get(base_url + "/logout")
+    return session.post(base_url + "/logout", data={"csrf_token": csrf_from(page.text)},
+                        allow_redirects=False)
+
+
 def test_idp_initiated_logout(app, live_server, wiki):
     """Bridge /logout -> LogoutRequest to the SP -> the SP's LogoutResponse -> chain end."""
     binding = wiki.config.preferred_binding["single_logout_service"][0]
     session = http_login(live_server, "student3")
     response = _sp_initiated_login(wiki, session)
-    page = session.get(live_server + "/logout")
-    answer = session.post(live_server + "/logout", data={"csrf_token": csrf_from(page.text)},
-                          allow_redirects=False)
-    message, extra = _bridge_message(answer, binding)
+    message, extra = _bridge_message(_bridge_sign_out(session, live_server), binding)
     root = _xml(message, binding)
     assert root.tag == SAMLP + "LogoutRequest"
     assert root.findtext("{urn:oasis:names:tc:SAML:2.0:assertion}NameID") == \
@@ -200,10 +203,7 @@ def test_tampered_post_logout_request_is_refused_by_the_sp(app, live_server, pos
     wiki, binding = post_wiki, BINDING_HTTP_POST
     session = http_login(live_server, "student3")
     response = _sp_initiated_login(wiki, session)
-    page = session.get(live_server + "/logout")
-    answer = session.post(live_server + "/logout", data={"csrf_token": csrf_from(page.text)},
-                          allow_redirects=False)
-    message, extra = _bridge_message(answer, binding)
+    message, extra = _bridge_message(_bridge_sign_out(session, live_server), binding)
     xml = base64.b64decode(message).replace(b"student3@example.edu", b"student4@example.edu")
     with pytest.raises(IncorrectlySigned):
         wiki.handle_logout_request(base64.b64encode(xml).decode(), response.name_id, binding,
