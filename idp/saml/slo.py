@@ -106,13 +106,14 @@ def _read(inbound: InboundMessage, reader):
         raise SloRefused(f"The logout message is not valid: {exc}.") from None
 
 
-def _check_sp_signature(sp: ServiceProvider, inbound: InboundMessage, root) -> None:
+def _check_sp_signature(sp: ServiceProvider, inbound: InboundMessage, root) -> bool:
     """Required when the SP registered ``want_authn_requests_signed``; checked whenever one is
     present and the SP's certificate is known: over the query octets as sent (Redirect,
-    bindings §3.4.4.1) or the enveloped XML signature of the parsed root (POST, §3.5.4)."""
+    bindings §3.4.4.1) or the enveloped XML signature of the parsed root (POST, §3.5.4).
+    True when a signature was verified."""
     in_xml = root.find(f"{{{NS_DS}}}Signature") is not None
     if not sp.certificate or not (inbound.signature or in_xml or sp.want_authn_requests_signed):
-        return
+        return False
     try:
         if inbound.binding == BINDING_REDIRECT:
             verify_redirect(inbound.signed_octets, inbound.sig_alg, inbound.signature,
@@ -124,9 +125,15 @@ def _check_sp_signature(sp: ServiceProvider, inbound: InboundMessage, root) -> N
     except SignatureError as exc:
         raise SloRefused(f"The logout message's signature is not valid: {exc}.",
                          reason="bad signature") from None
+    return True
 
 
-def _check_header(settings: SamlSettings, header) -> None:
+def _check_header(settings: SamlSettings, header, signed: bool) -> None:
+    """Destination (required on a signed message, bindings §3.4.5.2, §3.5.5.2) and
+    IssueInstant within the clock skew."""
+    if header.destination is None and signed:
+        raise SloRefused("A signed logout message must name its Destination.",
+                         reason="signed without Destination")
     if header.destination is not None and header.destination != settings.slo_url:
         raise SloRefused("The logout message was addressed to another identity provider.",
                          reason="wrong Destination")
@@ -149,8 +156,7 @@ def receive_logout_request(settings: SamlSettings, query: InboundMessage) -> Log
     if not sp.slo_url:
         raise SloRefused("This service has no Single Logout URL registered, so the bridge "
                          "cannot answer it.", reason="SP without SLO URL")
-    _check_sp_signature(sp, query, root)
-    _check_header(settings, request.header)
+    _check_header(settings, request.header, _check_sp_signature(sp, query, root))
     if request.not_on_or_after is not None and clock.now() >= request.not_on_or_after + \
             dt.timedelta(seconds=settings.clock_skew):
         raise SloRefused("The logout request has expired (NotOnOrAfter).",
@@ -304,8 +310,7 @@ def receive_logout_response(settings: SamlSettings, query: InboundMessage) -> Lo
     if sp is None:
         raise SloRefused("The logout response comes from a service that is not registered.",
                          reason="unknown SP")
-    _check_sp_signature(sp, query, root)
-    _check_header(settings, response.header)
+    _check_header(settings, response.header, _check_sp_signature(sp, query, root))
     logins = db.session.execute(select(SamlLogin).where(
         SamlLogin.logout_chain == chain.key, SamlLogin.sp_entity_id == sp.entity_id,
         SamlLogin.logout_request_id == response.in_response_to,

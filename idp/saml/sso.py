@@ -102,7 +102,10 @@ def receive_authn_request(settings: SamlSettings, inbound: InboundMessage
         raise SsoRefused("The sign-in request comes from a service that is not registered "
                          "with this identity provider.", reason="unknown SP")
     acs_url = select_acs(sp, request)
-    _check_signature(sp, request, root, inbound)
+    signed = _check_signature(sp, request, root, inbound)
+    if request.header.destination is None and signed:
+        raise SsoRefused("A signed sign-in request must name its Destination.",
+                         reason="signed without Destination")
     if request.header.destination is not None and request.header.destination != settings.sso_url:
         raise SsoRefused("The sign-in request was addressed to another identity provider "
                          "(Destination does not match).", reason="wrong Destination")
@@ -145,13 +148,15 @@ def select_acs(sp: SPView, request: AuthnRequest) -> str:
     return sp.acs_urls[0]
 
 
-def _check_signature(sp: SPView, request: AuthnRequest, root, inbound: InboundMessage) -> None:
+def _check_signature(sp: SPView, request: AuthnRequest, root, inbound: InboundMessage) -> bool:
     """Required when the SP registered ``want_authn_requests_signed``; checked whenever one is
     present and the SP's certificate is known (bindings §3.4.4.1, core §5). The signature is
-    checked over the very value (Redirect) or tree (POST) the request was read from."""
+    checked over the very value (Redirect) or tree (POST) the request was read from. True when
+    a signature was verified: a signed request must then carry ``Destination`` (bindings
+    §3.4.5.2, §3.5.5.2)."""
     carries = request.signed or bool(inbound.signature)
     if not sp.certificate or not (carries or sp.want_authn_requests_signed):
-        return
+        return False
     try:
         if inbound.binding == BINDING_REDIRECT:
             verify_redirect(inbound.signed_octets, inbound.sig_alg, inbound.signature,
@@ -163,6 +168,7 @@ def _check_signature(sp: SPView, request: AuthnRequest, root, inbound: InboundMe
     except SignatureError as exc:
         raise SsoRefused(f"The sign-in request's signature is not valid: {exc}.",
                          reason="bad request signature") from None
+    return True
 
 
 # -- answering ----------------------------------------------------------------------------

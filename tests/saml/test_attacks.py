@@ -24,7 +24,7 @@ from tests.helpers import http_login
 from .conftest import register_sp
 from .test_bad_input import LAUGHS, XXE, _authn_request, _deflate, _refused, _sp_keypair
 from .test_sso import _status
-from .zulip_sp import ZulipSP, posted_form
+from .zulip_sp import ZULIP_ENTITY_ID, ZulipSP, posted_form
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -174,3 +174,27 @@ def test_deflate_bomb_at_slo(app, live_server, zulip_registered):
     bomb = _deflate(b"<a>" + b"A" * 20_000_000 + b"</a>")
     _refused(requests.get(live_server + "/saml/slo", params={"SAMLRequest": bomb}),
              "inflates to more than")
+
+
+def _signed(xml: bytes, signer) -> etree._Element:
+    _, cert, key = signer
+    return etree.fromstring(OneLogin_Saml2_Utils.add_sign(
+        xml, key, cert, sign_algorithm=RSA_SHA256, digest_algorithm=SHA256))
+
+
+def test_signed_messages_must_name_their_destination(app, live_server, signer):
+    """Bindings §3.4.5.2, §3.5.5.2: a signed message without Destination could be replayed
+    to another endpoint; it is refused, at /saml/sso and at /saml/slo."""
+    session = http_login(live_server, "student1")
+    request = etree.fromstring(OneLogin_Saml2_Authn_Request(signer[0]).get_xml())
+    del request.attrib["Destination"]
+    _refused(_post(live_server, _signed(etree.tostring(request), signer), session),
+             "must name its Destination")
+    instant = request.get("IssueInstant")
+    logout = (f'<samlp:LogoutRequest xmlns:samlp="{SAMLP}" xmlns:saml="urn:oasis:names:tc:'
+              f'SAML:2.0:assertion" ID="_nodest" Version="2.0" IssueInstant="{instant}">'
+              f'<saml:Issuer>{ZULIP_ENTITY_ID}</saml:Issuer><saml:NameID>'
+              'student1@example.edu</saml:NameID></samlp:LogoutRequest>').encode()
+    body = {"SAMLRequest": base64.b64encode(etree.tostring(_signed(logout, signer))).decode()}
+    _refused(session.post(live_server + "/saml/slo", data=body), "must name its Destination")
+    assert session.get(live_server + "/", allow_redirects=False).status_code == 200
