@@ -5,9 +5,11 @@ Outgoing: RSA-SHA256 over SHA-256 digests, exclusive canonicalisation, enveloped
 ``Reference URI="#<ID>"``, the ``ds:Signature`` placed right after ``saml:Issuer`` (core
 §5.4.2). xmlsec key objects are parsed once per key id and reused (hot path).
 
-Incoming (signed AuthnRequests and LogoutRequests): checked against the SP's registered
-certificate only, never a key carried in the message; the single reference must point at the
-root element's ID (no signature wrapping).
+Incoming (signed AuthnRequests, LogoutRequests and LogoutResponses): checked against the SP's
+registered certificate only, never a key carried in the message; the single reference must
+point at the root element's ID (no signature wrapping) and use only the enveloped transform and
+canonicalisation; the caller reads the message from the very tree (POST) or parameter octets
+(Redirect, :mod:`.bindings`) that were verified.
 """
 
 from __future__ import annotations

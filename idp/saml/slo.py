@@ -1,4 +1,5 @@
-"""Single Logout over the HTTP-Redirect binding (SAML profiles §4.4, bindings §3.4).
+"""Single Logout (SAML profiles §4.4) over HTTP-Redirect (bindings §3.4) or HTTP-POST (§3.5):
+incoming messages in either binding, outgoing ones in the binding each SP registered.
 
 - SP-initiated: a LogoutRequest ends the bridge session its SessionIndex belongs to, then every
   other SP of that session with an SLO URL is sent a LogoutRequest, and the initiator gets a
@@ -6,7 +7,8 @@
 - IdP-initiated: bridge ``/logout`` (the ``logout_handlers`` hook) walks the same chain.
 
 The chain's state lives in ``saml_logout_chains`` and ``saml_logins``; the browser carries only
-a random RelayState token (its SHA-256 is the key).
+a random RelayState token (its SHA-256 is the key). A LogoutRequest ID is acted on once
+(``saml_seen_logout_requests``); a replay is answered Requester/RequestDenied.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """SAML endpoints: ``/saml/metadata``, ``/saml/sso`` (Redirect and POST bindings),
-``/saml/sso/continue/<token>``, ``/saml/sso/init`` (IdP-initiated) and ``/saml/slo``.
+``/saml/sso/continue/<token>``, ``/saml/sso/init`` (IdP-initiated) and ``/saml/slo``
+(Redirect and POST). Each request's SAML parameters are read once by :mod:`.bindings`.
 
 Errors before the SP and its ACS are trusted are error pages (status 400), never a redirect to
 a URL taken from the request.
