@@ -38,6 +38,11 @@ _REFERENCE_TRANSFORMS = (xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N,
 """What a Reference of a signed SAML message may do (SAML core §5.4.4): the enveloped
 transform and canonicalisation without comments (comments are dropped at parse time). No
 XPath or XSLT, which could make the signature cover less than the message."""
+_SIGNATURE_TRANSFORMS = (xmlsec.Transform.EXCL_C14N, xmlsec.Transform.C14N,
+                         xmlsec.Transform.C14N11, xmlsec.Transform.RSA_SHA256,
+                         xmlsec.Transform.RSA_SHA384, xmlsec.Transform.RSA_SHA512)
+"""SignedInfo's canonicalisation and signature methods: RSA with SHA-2, as for Redirect
+signatures (no RSA-SHA1, no HMAC)."""
 _xmlsec_keys: dict[str, xmlsec.Key] = {}
 _lock = threading.Lock()
 
@@ -104,12 +109,17 @@ def verify_element(element: etree._Element, certificate_pem: str) -> None:
     root_id = element.get("ID")
     if len(references) != 1 or not root_id or references[0].get("URI") != "#" + root_id:
         raise SignatureError("the signature does not cover the message")
+    method = signatures[0].find(f"{{{NS_DS}}}SignedInfo/{{{NS_DS}}}SignatureMethod")
+    if method is None or method.get("Algorithm") not in _HASHES:
+        raise SignatureError("unsupported signature algorithm: use rsa-sha256")
     try:
         key = xmlsec.Key.from_memory(certificate_pem.encode(), xmlsec.KeyFormat.CERT_PEM, None)
         context = xmlsec.SignatureContext()
         context.register_id(element, "ID")
         for transform in _REFERENCE_TRANSFORMS:
             context.enable_reference_transform(transform)
+        for transform in _SIGNATURE_TRANSFORMS:
+            context.enable_signature_transform(transform)
         context.key = key
         context.verify(signatures[0])
     except xmlsec.Error:

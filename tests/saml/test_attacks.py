@@ -198,3 +198,14 @@ def test_signed_messages_must_name_their_destination(app, live_server, signer):
     body = {"SAMLRequest": base64.b64encode(etree.tostring(_signed(logout, signer))).decode()}
     _refused(session.post(live_server + "/saml/slo", data=body), "must name its Destination")
     assert session.get(live_server + "/", allow_redirects=False).status_code == 200
+
+
+def test_rsa_sha1_xml_signature_is_refused(app, live_server, signer):
+    """Only RSA with SHA-2 signs a message, in XML as in the Redirect query."""
+    settings, cert, key = signer
+    sha1 = OneLogin_Saml2_Utils.add_sign(
+        OneLogin_Saml2_Authn_Request(settings).get_xml(), key, cert,
+        sign_algorithm="http://www.w3.org/2000/09/xmldsig#rsa-sha1", digest_algorithm=SHA256)
+    _refused(_post(live_server, etree.fromstring(sha1), http_login(live_server, "student1")),
+             "unsupported signature algorithm")
+    _nothing_stored(app)
