@@ -60,12 +60,13 @@ def _refused(endpoint: str, exc: SsoRefused | SloRefused, status: int = 400):
     return response
 
 
-def _post_form(answer: PostForm, heading: str = "Signing you in") -> Response:
+def _post_form(answer: PostForm, heading: str = "Signing you in",
+               lead: str = "You are being sent back to the service.") -> Response:
     """The auto-submitting form (bindings §3.5.4): works without JavaScript (visible button);
     the script is a static file, so the CSP needs no inline exemption."""
     parts = urlsplit(answer.action)
     response = make_response(render_template("saml/post.html", answer=answer,
-                                             heading=heading))
+                                             heading=heading, lead=lead))
     response.headers["Content-Security-Policy"] = _POST_CSP.format(
         origin=f"{parts.scheme}://{parts.netloc}")
     response.headers["Cache-Control"] = "no-store"
@@ -151,7 +152,8 @@ def sso_init():
 
 def _logout_step(step: LogoutStep) -> Response:
     if isinstance(step, PostForm):
-        return _post_form(step, heading="Signing you out")
+        return _post_form(step, heading="Signing you out",
+                          lead="The service you used is being told that you signed out.")
     response = redirect(step.url)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -139,6 +139,7 @@ def _bridge_message(answer: requests.Response, binding: str) -> tuple[str, dict]
         assert form.action == SLO_URL
         csp = answer.headers["Content-Security-Policy"]
         assert "form-action https://wiki.example.edu" in csp
+        assert "<h1>Signing you out…</h1>" in answer.text
         root = _xml(form.message, binding)
         assert root.find(DS + "Signature") is not None, "POST logout messages are signed"
         return form.message, {"relay_state": form.relay_state}
