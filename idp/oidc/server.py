@@ -93,8 +93,17 @@ def save_token(token: dict, request) -> None:
                 auth_time=auth_time)
 
 
+class BridgeAuthorizationServer(AuthorizationServer):
+    def validate_requested_scope(self, scope) -> None:
+        """OIDC Core §3.1.2.1: "Scope values used that are not understood by an implementation
+        SHOULD be ignored" (RFC 6749 §3.3 lets the server grant less than asked). Each grant
+        keeps what the client may hold (:meth:`OIDCClient.get_allowed_scope`, the client
+        credentials grant) and answers ``invalid_scope`` only when nothing is left; the token
+        response's ``scope`` says what was granted."""
+
+
 def build_server(app: Flask, settings: OIDCSettings) -> AuthorizationServer:
-    server = AuthorizationServer()
+    server = BridgeAuthorizationServer()
     server.init_app(app, query_client=query_client, save_token=save_token)
     server.scopes_supported = list(settings.scopes)
     lifetime = settings.access_token_lifetime

@@ -34,6 +34,7 @@ from ..keys import get_keystore
 from ..login.sessions import current_person, current_session
 from ..people import Person
 from .claims import CLAIMS_SUPPORTED
+from .idtoken import decode_id_token_hint
 from .metrics import count_token_request
 from .params import (
     MAX_AUTHORIZE_QUERY_CHARS,
@@ -225,6 +226,16 @@ def _authorize(values: MultiDict) -> Response:
         return _authorize_problem(values, "invalid_scope", "The scope parameter is required "
                                                            "(e.g. openid profile email).")
     prompts = set(values.get("prompt", "").split())
+    try:
+        hinted = _hinted_subject(values)
+    except OAuth2Error as error:
+        return _authorize_problem(values, error.error, error.get_error_description())
+    if person is not None and hinted is not None and hinted != person.subject:
+        # OIDC Core §3.1.2.2: the request names someone else than the signed-in person.
+        if "none" in prompts or _login_mark_time(values.get(_LOGIN_MARK)) is not None:
+            return _oauth_error(LoginRequiredError(redirect_uri=grant.redirect_uri,
+                                                   state=values.get("state")))
+        return _send_to_login(values, reauth=True)
     if person is None or _needs_reauthentication(values, person, prompts):
         if "none" in prompts:
             return _oauth_error(LoginRequiredError(redirect_uri=grant.redirect_uri,
@@ -287,6 +298,12 @@ def _needs_reauthentication(values: MultiDict, person: Person, prompts: set[str]
     hint = (values.get("login_hint") or "").strip().lower()
     return bool(hint) and hint not in {person.email.lower(), person.username.lower(),
                                        person.subject}
+
+
+def _hinted_subject(values: MultiDict) -> str | None:
+    """The subject of ``id_token_hint`` (OIDC Core §3.1.2.1), or None when none was sent."""
+    hint = values.get("id_token_hint")
+    return decode_id_token_hint(hint)["sub"] if hint else None
 
 
 def _serializer() -> URLSafeSerializer:
@@ -391,7 +408,8 @@ def introspect():
 
 @bp.route("/oauth/userinfo", methods=["GET", "POST"])
 def userinfo():
-    """OIDC Core §5.3.1: GET and POST with a bearer token in the Authorization header."""
+    """OIDC Core §5.3.1: GET and POST; the bearer token in the Authorization header or (POST)
+    a form-encoded body (RFC 6750 §2.1-§2.2)."""
     return get_server().create_endpoint_response("userinfo")
 
 
@@ -412,9 +430,22 @@ def end_session():
         return _error_page(error.error, error.get_error_description() or error.error)
     if validated.needs_confirmation:
         return redirect(url_for("login.logout"))
+    if values.get("post_logout_redirect_uri") and validated.redirect_uri is None:
+        return _refused_logout_redirect(validated.client)
     response = server.create_endpoint_response("end_session", validated)
     if response is None:
         return make_response(render_template("login/logged_out.html"))
+    return response
+
+
+def _refused_logout_redirect(client) -> Response:
+    """RP-Initiated Logout §3-§4: a post_logout_redirect_uri that does not exactly match a
+    registered one is an error in the request: no redirection, and no silent sign-out either
+    (the RP would believe it worked). The person stays signed in and may sign out here."""
+    name = client.name if client is not None else "The application"
+    response = make_response(render_template(
+        "oidc/logout_refused.html", client_name=name), 400)
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 
