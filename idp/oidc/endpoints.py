@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from authlib.consts import default_json_headers
 from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6750 import InsufficientScopeError, InvalidTokenError
@@ -21,7 +22,7 @@ from ..extensions import db
 from ..keys import get_keystore
 from ..lms.directory import get_directory
 from ..login.sessions import close_session, current_session
-from .claims import person_claims
+from .claims import person_claims, requested_names
 from .idtoken import decode_id_token_hint
 from .models import OIDCToken
 from .resource import BearerError, check_access_token
@@ -142,8 +143,14 @@ class BearerProtector(ResourceProtector):
 
 
 class UserInfo(UserInfoEndpoint):
-    """OIDC Core §5.3: the same claims as the ID token, for the token's scope, read from the
-    LMS now."""
+    """OIDC Core §5.3: the same claims as the ID token, for the token's scope and the claims
+    requested for userinfo (§5.5), read from the LMS now. Unsigned JSON only."""
+
+    def __call__(self, request):
+        token = self.resource_protector.acquire_token("openid")
+        claims = person_claims(token.get_user(), token.scope,
+                               requested_names(token.claims, "userinfo"))
+        return 200, claims, default_json_headers
 
     def generate_user_info(self, user, scope: str):
         return person_claims(user, scope)

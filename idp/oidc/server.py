@@ -82,15 +82,15 @@ def save_token(token: dict, request) -> None:
     code = request.authorization_code
     previous = request.refresh_token
     if code is not None:
-        family, auth_time = code.code_hash, code.auth_time
+        family, auth_time, claims = code.code_hash, code.auth_time, code.claims
     elif previous is not None:
-        family, auth_time = previous.family_id, previous.auth_time
+        family, auth_time, claims = previous.family_id, previous.auth_time, previous.claims
     else:
-        family, auth_time = new_family_id(), None
+        family, auth_time, claims = new_family_id(), None, None
     user = request.user
     store_token(token, client_id=request.client.client_id,
                 subject=user.subject if user is not None else None, family_id=family,
-                auth_time=auth_time)
+                auth_time=auth_time, claims=claims)
 
 
 class BridgeAuthorizationServer(AuthorizationServer):

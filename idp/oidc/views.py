@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import (
     Blueprint,
@@ -33,7 +34,16 @@ from ..extensions import csrf, db
 from ..keys import get_keystore
 from ..login.sessions import current_person, current_session
 from ..people import Person
-from .claims import CLAIMS_SUPPORTED
+from . import consents
+from .claims import (
+    ACR_VALUES_SUPPORTED,
+    CLAIMS_SUPPORTED,
+    ClaimsRequestError,
+    acr_for,
+    essential_acr_values,
+    implied_scopes,
+    parse_claims_request,
+)
 from .idtoken import decode_id_token_hint
 from .metrics import count_token_request
 from .params import (
@@ -165,7 +175,8 @@ def discovery():
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_supported": list(CLAIMS_SUPPORTED),
-        "claims_parameter_supported": False,
+        "claims_parameter_supported": True,
+        "acr_values_supported": list(ACR_VALUES_SUPPORTED),
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
     })
@@ -228,6 +239,7 @@ def _authorize(values: MultiDict) -> Response:
     prompts = set(values.get("prompt", "").split())
     try:
         hinted = _hinted_subject(values)
+        claims_request = _claims_request(values, grant)
     except OAuth2Error as error:
         return _authorize_problem(values, error.error, error.get_error_description())
     if person is not None and hinted is not None and hinted != person.subject:
@@ -236,22 +248,30 @@ def _authorize(values: MultiDict) -> Response:
             return _oauth_error(LoginRequiredError(redirect_uri=grant.redirect_uri,
                                                    state=values.get("state")))
         return _send_to_login(values, reauth=True)
-    if person is None or _needs_reauthentication(values, person, prompts):
+    if person is None or _needs_reauthentication(values, person, prompts) or \
+            _acr_unmet(values, claims_request):
         if "none" in prompts:
             return _oauth_error(LoginRequiredError(redirect_uri=grant.redirect_uri,
                                                    state=values.get("state")))
+        if person is not None and _acr_unmet(values, claims_request) and \
+                _login_mark_time(values.get(_LOGIN_MARK)) is not None:
+            return _oauth_error(AccessDeniedError(
+                "The requested authentication context cannot be met.",
+                redirect_uri=grant.redirect_uri, state=values.get("state")))
         return _send_to_login(values, reauth=person is not None)
-    if not grant.client.trusted or "consent" in prompts:
+    consent_scope = _consent_scope(grant, claims_request)
+    if "consent" in prompts or not (grant.client.trusted or consents.covers(
+            person.subject, grant.client.client_id, consent_scope)):
         if "none" in prompts:
             return _oauth_error(ConsentRequiredError(redirect_uri=grant.redirect_uri,
                                                      state=values.get("state")))
         fields = [(k, v) for k, v in values.items(multi=True) if k != _LOGIN_MARK]
         response = make_response(render_template(
             "oidc/consent.html", client=grant.client, person=person, fields=fields,
-            scopes=(grant.request.scope or "").split()))
+            scopes=consent_scope.split()))
         response.headers["Cache-Control"] = "no-store"
         return response
-    return _issue_code(grant, person)
+    return _issue_code(grant, person, claims_request)
 
 
 @bp.post("/oauth/authorize/consent")
@@ -271,13 +291,44 @@ def consent():
         return _oauth_error(error)
     if person is None:
         return _send_to_login(values, reauth=False)
+    try:
+        claims_request = _claims_request(values, grant)
+    except OAuth2Error as error:
+        return _authorize_problem(values, error.error, error.get_error_description())
     if request.form.get("decision") != "allow":
         record("oidc_consent", "denied", subject=person.subject,
                client_id=grant.client.client_id)
         db.session.commit()
         return _via_page(server.create_authorization_response(grant=grant, grant_user=None),
                          grant.client.name)
-    return _via_page(_issue_code(grant, person), grant.client.name)
+    if not grant.client.trusted:
+        consents.remember(person.subject, grant.client.client_id,
+                          _consent_scope(grant, claims_request))
+    return _via_page(_issue_code(grant, person, claims_request), grant.client.name)
+
+
+def _claims_request(values: MultiDict, grant) -> dict | None:
+    """The ``claims`` parameter (OIDC Core §5.5), reduced to what this client may hold."""
+    try:
+        return parse_claims_request(values.get("claims"), grant.client.scopes or [])
+    except ClaimsRequestError as error:
+        raise InvalidRequestError(str(error)) from None
+
+
+def _consent_scope(grant, claims_request: dict | None) -> str:
+    """What the person is asked to allow: the granted scope plus the scopes of claims requested
+    one by one (a claim is never released without consent to its scope)."""
+    scopes = list(dict.fromkeys((grant.request.scope or "").split()))
+    scopes += sorted(implied_scopes(claims_request) - set(scopes))
+    return " ".join(scopes)
+
+
+def _acr_unmet(values: MultiDict, claims_request: dict | None) -> bool:
+    """OIDC Core §5.5.1.1: an essential ``acr`` with values the current sign-in does not
+    meet. Only a password sign-in can be asked for again (on the login form)."""
+    required = essential_acr_values(claims_request)
+    row = current_session()
+    return required is not None and (row is None or acr_for(row.auth_method) not in required)
 
 
 def _needs_reauthentication(values: MultiDict, person: Person, prompts: set[str]) -> bool:
@@ -337,10 +388,12 @@ def _send_to_login(values: MultiDict, *, reauth: bool) -> Response:
     return redirect(url_for("login.login") + "?" + urlencode(query))
 
 
-def _issue_code(grant, person: Person) -> Response:
+def _issue_code(grant, person: Person, claims_request: dict | None) -> Response:
     row = current_session()
     grant.request.auth_time = int(row.authenticated_at.timestamp()) if row \
         else clock.timestamp()
+    grant.request.auth_method = row.auth_method if row else None
+    grant.request.claims_json = json.dumps(claims_request) if claims_request else None
     response = get_server().create_authorization_response(grant=grant, grant_user=person)
     if response.status_code == 302 and "code=" in response.headers.get("Location", ""):
         record("oidc_authorize", "success", subject=person.subject,
