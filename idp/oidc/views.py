@@ -58,6 +58,7 @@ from .server import get_server, query_client
 
 bp = Blueprint("oidc", __name__)
 _LOGIN_MARK = "oidc_login"
+_LOGOUT_REFUSED = "This sign-out request cannot be used"
 _NOT_SUPPORTED = {"request": "request_not_supported",
                   "request_uri": "request_uri_not_supported",
                   "registration": "registration_not_supported"}
@@ -79,11 +80,12 @@ def _wants_html() -> bool:
     return accept["text/html"] > accept["application/json"]
 
 
-def _error_page(error: str, description: str, status: int = 400) -> Response:
+def _error_page(error: str, description: str, status: int = 400,
+                title: str = "This sign-in request is not valid") -> Response:
     """An error that must not be redirected (RFC 6749 §4.1.2.1): HTML for browsers, else JSON."""
     if _wants_html():
         response = make_response(render_template(
-            "errors/error.html", title="This sign-in request is not valid",
+            "errors/error.html", title=title,
             message=f"{description} ({error})"), status)
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -475,12 +477,13 @@ def end_session():
     try:
         check_values(values)
     except ParamProblem as problem:
-        return _error_page(problem.error, problem.description)
+        return _error_page(problem.error, problem.description, title=_LOGOUT_REFUSED)
     server = get_server()
     try:
         validated = server.validate_endpoint_request("end_session")
     except OAuth2Error as error:
-        return _error_page(error.error, error.get_error_description() or error.error)
+        return _error_page(error.error, error.get_error_description() or error.error,
+                           title=_LOGOUT_REFUSED)
     if validated.needs_confirmation:
         return redirect(url_for("login.logout"))
     if values.get("post_logout_redirect_uri") and validated.redirect_uri is None:

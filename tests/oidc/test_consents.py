@@ -90,10 +90,7 @@ def test_connected_apps_page_lists_and_revokes_with_csrf(app, live_server, make_
 
 
 def test_connected_apps_hostile_input(live_server, make_client, browser_session):
-    page = browser_session.get(live_server + "/account/apps")
-    token = csrf_from(page.text) if "csrf_token" in page.text else None
-    if token is None:   # no consent yet: no form on the page; take one from the start page
-        token = csrf_from(browser_session.get(live_server + "/").text)
+    token = csrf_from(browser_session.get(live_server + "/").text)  # the sign-out form's
     for client_id in ("", "x" * 5000, "é", "' OR 1=1 --"):
         response = browser_session.post(live_server + "/account/apps/revoke", data={
             "client_id": client_id, "csrf_token": token}, allow_redirects=False)
@@ -131,3 +128,13 @@ def test_cli_lists_and_revokes_and_deprovisioning_forgets(app, live_server, make
 def _userinfo(live_server, access) -> int:
     return requests.get(live_server + "/oauth/userinfo",
                         headers={"Authorization": f"Bearer {access}"}).status_code
+
+
+def test_removing_a_client_removes_its_consents(app, live_server, make_client,
+                                                browser_session):
+    app_client = make_client("third-party", trusted=False)
+    allow(browser_session, live_server, authorize(browser_session, live_server, app_client))
+    removed = app.test_cli_runner().invoke(args=["oidc", "remove-client", "third-party"])
+    assert removed.exit_code == 0, removed.output
+    with app.app_context():
+        assert db.session.query(OIDCConsent).count() == 0

@@ -150,3 +150,20 @@ def test_userinfo_refuses_two_methods_the_query_and_repeats(live_server, rp, bro
     assert bad.status_code == 401 and bad.json()["error"] == "invalid_token"
     as_json = requests.post(live_server + "/oauth/userinfo", json={"access_token": access})
     assert as_json.status_code == 401   # only the form encoding is a token method (§2.2)
+
+
+def test_logout_errors_are_worded_for_sign_out_in_browsers(live_server, rp, browser_session):
+    response = browser_session.get(live_server + "/oauth/logout", params={
+        "id_token_hint": "garbage", "post_logout_redirect_uri": LOGOUT_URI},
+        headers={"Accept": "text/html"}, allow_redirects=False)
+    assert response.status_code == 400 and "sign-out request cannot be used" in response.text
+    assert "sign-in request" not in response.text
+
+
+def test_prompt_none_with_a_full_id_token_as_hint_fits(live_server, rp):
+    """The hint Zulip-like RPs hold carries profile and email claims (about 1 kB)."""
+    mentor = http_login(live_server, "mentor1")
+    hint = _tokens(live_server, rp, mentor, scope="openid profile email")["id_token"]
+    got = redirect_params(authorize(mentor, live_server, rp, prompt="none",
+                                    scope="openid profile email", id_token_hint=hint))
+    assert "code" in got, got
