@@ -472,7 +472,8 @@ def userinfo():
 def end_session():
     """RP-Initiated Logout §2: with a valid id_token_hint the session ends at once and the
     browser goes to the registered post_logout_redirect_uri; without one, the bridge's own
-    logout page asks the person to confirm."""
+    logout page asks the person to confirm. A bad hint or a post_logout_redirect_uri that is
+    not registered exactly is an error page, and nobody is signed out (§4)."""
     values = _request_params()
     try:
         check_values(values)

@@ -8,6 +8,7 @@ import requests
 from idp import clock
 from tests.helpers import http_login
 from tests.oidc.conftest import authorize, exchange, get_code, redirect_params
+from tests.oidc.test_sessions_and_consent import login_redirect, sign_in_at
 
 LOGOUT_URI = "https://zulip.example.edu/accounts/login/"
 
@@ -102,9 +103,13 @@ def test_hint_for_another_person_without_prompt_asks_for_sign_in(live_server, rp
     mentor = http_login(live_server, "mentor1")
     hint = _tokens(live_server, rp, mentor)["id_token"]
     student = http_login(live_server, "student1")
-    response = authorize(student, live_server, rp, id_token_hint=hint)
-    assert response.status_code == 302 and response.headers["Location"].startswith("/login?")
-    assert "reauth=1" in response.headers["Location"]
+    query = login_redirect(authorize(student, live_server, rp, id_token_hint=hint))
+    assert query["reauth"] == "1"
+    wrong = redirect_params(sign_in_at(student, live_server, query, login="student2"))
+    assert wrong["error"] == "login_required" and "code" not in wrong
+    query = login_redirect(authorize(student, live_server, rp, id_token_hint=hint))
+    right = redirect_params(sign_in_at(student, live_server, query, login="mentor1"))
+    assert "code" in right
 
 
 @pytest.mark.parametrize("hint", ["garbage", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."])

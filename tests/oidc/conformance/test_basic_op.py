@@ -131,16 +131,22 @@ def oidcc_id_token_hint(rp, browser, live_server):
     assert second["id_token"]["sub"] == first["id_token"]["sub"]
 
 
-def oidcc_prompt_login(rp, browser, live_server):
-    """prompt=login shows the login form again; the new auth_time is later."""
+def _reauthenticated(rp, browser, live_server, advance: int, **params) -> None:
+    """A first sign-in, time passes, then ``params`` must send the browser to the password
+    form; after it the ID token's auth_time is the new sign-in's."""
     _, first = happy(rp, browser)
-    clock.advance(5)
-    flow = rp.authorize(browser, prompt="login")
+    clock.advance(advance)
+    flow = rp.authorize(browser, **params)
     assert not flow.redirected
     back = sign_in_at(browser, live_server, login_redirect(flow.response))
     flow.params, flow.response = redirect_params(back), _as_redirect(back)
     token = rp.token(flow)
     assert token["id_token"]["auth_time"] > first["id_token"]["auth_time"]
+
+
+def oidcc_prompt_login(rp, browser, live_server):
+    """prompt=login shows the login form again; the new auth_time is later."""
+    _reauthenticated(rp, browser, live_server, 5, prompt="login")
 
 
 def _as_redirect(response):
@@ -171,14 +177,7 @@ def oidcc_prompt_none_not_logged_in(rp, browser, live_server):
 
 def oidcc_max_age_1(rp, browser, live_server):
     """After more than 1 s, max_age=1 asks for the password; auth_time is present and new."""
-    _, first = happy(rp, browser)
-    clock.advance(2)
-    flow = rp.authorize(browser, max_age="1")
-    assert not flow.redirected
-    back = sign_in_at(browser, live_server, login_redirect(flow.response))
-    flow.params, flow.response = redirect_params(back), _as_redirect(back)
-    token = rp.token(flow)
-    assert token["id_token"]["auth_time"] > first["id_token"]["auth_time"]
+    _reauthenticated(rp, browser, live_server, 2, max_age="1")
 
 
 def oidcc_max_age_10000(rp, browser, live_server):
