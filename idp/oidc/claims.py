@@ -62,7 +62,7 @@ def parse_claims_request(raw: str | None, allowed_scopes: Iterable[str]) -> dict
         return None
     try:
         request = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting ("[[[[...") is a RecursionError
         raise ClaimsRequestError("The claims parameter is not JSON.") from None
     if not isinstance(request, dict):
         raise ClaimsRequestError("The claims parameter must be a JSON object.")
@@ -80,7 +80,7 @@ def parse_claims_request(raw: str | None, allowed_scopes: Iterable[str]) -> dict
             if not isinstance(spec.get("essential", False), bool) or \
                     not isinstance(spec.get("values", []), list):
                 raise ClaimsRequestError(f"claims.{member}.{name} is malformed.")
-            if name == "acr" or SCOPE_OF_CLAIM.get(name) in allowed:
+            if name in ("acr", "sub") or SCOPE_OF_CLAIM.get(name) in allowed:
                 kept[name] = spec
         if kept:
             reduced[member] = kept
@@ -98,6 +98,16 @@ def requested_names(claims_json: str | None, member: str) -> tuple[str, ...]:
     if not claims_json:
         return ()
     return tuple(json.loads(claims_json).get(member, {}))
+
+
+def requested_subject(claims_request: dict | None) -> str | None:
+    """§5.5.1: ``sub`` requested with a value names the only person a positive answer may be
+    about (like ``id_token_hint``)."""
+    for member in CLAIMS_MEMBERS:
+        value = ((claims_request or {}).get(member, {}).get("sub") or {}).get("value")
+        if value is not None:
+            return str(value)
+    return None
 
 
 def essential_acr_values(claims_request: dict | None) -> set[str] | None:

@@ -43,6 +43,7 @@ from .claims import (
     essential_acr_values,
     implied_scopes,
     parse_claims_request,
+    requested_subject,
 )
 from .idtoken import decode_id_token_hint
 from .metrics import count_token_request
@@ -240,11 +241,11 @@ def _authorize(values: MultiDict) -> Response:
                                                            "(e.g. openid profile email).")
     prompts = set(values.get("prompt", "").split())
     try:
-        hinted = _hinted_subject(values)
         claims_request = _claims_request(values, grant)
+        hinted = _hinted_subjects(values, claims_request)
     except OAuth2Error as error:
         return _authorize_problem(values, error.error, error.get_error_description())
-    if person is not None and hinted is not None and hinted != person.subject:
+    if person is not None and hinted - {person.subject}:
         # OIDC Core §3.1.2.2: the request names someone else than the signed-in person.
         if "none" in prompts or _login_mark_time(values.get(_LOGIN_MARK)) is not None:
             return _oauth_error(LoginRequiredError(redirect_uri=grant.redirect_uri,
@@ -353,10 +354,13 @@ def _needs_reauthentication(values: MultiDict, person: Person, prompts: set[str]
                                        person.subject}
 
 
-def _hinted_subject(values: MultiDict) -> str | None:
-    """The subject of ``id_token_hint`` (OIDC Core §3.1.2.1), or None when none was sent."""
+def _hinted_subjects(values: MultiDict, claims_request: dict | None) -> set[str]:
+    """Whom the request names as the only acceptable person: the subject of ``id_token_hint``
+    (OIDC Core §3.1.2.1) and a ``sub`` value in the claims request (§5.5.1)."""
     hint = values.get("id_token_hint")
-    return decode_id_token_hint(hint)["sub"] if hint else None
+    named = {decode_id_token_hint(hint)["sub"]} if hint else set()
+    subject = requested_subject(claims_request)
+    return named | {subject} if subject is not None else named
 
 
 def _serializer() -> URLSafeSerializer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import requests
@@ -96,3 +97,28 @@ def test_launch_link_sign_in_has_its_own_acr_and_amr(app, live_server, rp):
     query = login_redirect(authorize(browser, live_server, rp, claims=impossible))
     assert redirect_params(sign_in_at(browser, live_server, query))["error"] == \
         "access_denied"
+
+
+def test_deeply_nested_claims_is_invalid_request_not_a_crash(live_server, make_client,
+                                                             browser_session):
+    """The consent form takes up to 4096 characters of claims: 4000 "[" nest deeper than
+    Python's JSON parser recursion limit."""
+    third = make_client("third-party", trusted=False)
+    page = authorize(browser_session, live_server, third, state="deep")
+    form = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', page.text))
+    response = browser_session.post(live_server + "/oauth/authorize/consent", data={
+        **form, "claims": "[" * 4000, "decision": "allow"}, allow_redirects=False)
+    got = redirect_params(response)
+    assert got["error"] == "invalid_request" and got["state"] == "deep"
+
+
+def test_sub_requested_with_a_value_must_be_the_signed_in_person(live_server, rp,
+                                                                 browser_session):
+    """OIDC Core §5.5.1: only a positive response for the End-User named by sub."""
+    other = _claims(id_token={"sub": {"value": "student:2"}})
+    got = redirect_params(authorize(browser_session, live_server, rp, claims=other,
+                                    prompt="none"))
+    assert got["error"] == "login_required"
+    same = _claims(id_token={"sub": {"value": "student:1"}})
+    assert "code" in redirect_params(authorize(browser_session, live_server, rp, claims=same,
+                                               prompt="none"))
