@@ -296,8 +296,14 @@ def consent():
         return _send_to_login(values, reauth=False)
     try:
         claims_request = _claims_request(values, grant)
+        hinted = _hinted_subjects(values, claims_request)
     except OAuth2Error as error:
         return _authorize_problem(values, error.error, error.get_error_description())
+    if hinted - {person.subject} or _acr_unmet(values, claims_request):
+        # the form is acted on as posted: it must still describe this sign-in (the consent
+        # page is only shown when it did, so this is a changed or stale form)
+        return _via_page(_oauth_error(LoginRequiredError(
+            redirect_uri=grant.redirect_uri, state=values.get("state"))), grant.client.name)
     if request.form.get("decision") != "allow":
         record("oidc_consent", "denied", subject=person.subject,
                client_id=grant.client.client_id)

@@ -122,3 +122,15 @@ def test_sub_requested_with_a_value_must_be_the_signed_in_person(live_server, rp
     same = _claims(id_token={"sub": {"value": "student:1"}})
     assert "code" in redirect_params(authorize(browser_session, live_server, rp, claims=same,
                                                prompt="none"))
+
+
+def test_consent_form_changed_to_name_another_person_is_login_required(
+        live_server, make_client, browser_session):
+    third = make_client("third-party", trusted=False)
+    page = authorize(browser_session, live_server, third, state="chg")
+    form = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', page.text))
+    changed = {**form, "claims": _claims(id_token={"sub": {"value": "student:2"}}),
+               "decision": "allow"}
+    got = redirect_params(browser_session.post(live_server + "/oauth/authorize/consent",
+                                               data=changed, allow_redirects=False))
+    assert got["error"] == "login_required" and "code" not in got
