@@ -87,9 +87,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: OIDCAuthorizationCode):
         """The person as the LMS has them now: a deactivated person gets no token."""
-        person = get_directory().get_active(authorization_code.subject)
-        authorization_code.person = person  # the ID token's requested claims (OpenIDCode)
-        return person
+        return get_directory().get_active(authorization_code.subject)
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -190,13 +188,17 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         return {"iss": current_app.config["IDP"].issuer, "aud": client.client_id, "iat": now,
                 "exp": now + _oidc().settings.id_token_lifetime}
 
+    def encode_id_token(self, token, request):
+        if request.authorization_code is not None:  # this request's objects, not self: the
+            request.authorization_code.person = request.user  # extension is shared by threads
+        return super().encode_id_token(token, request)
+
     def get_authorization_code_claims(self, authorization_code: OIDCAuthorizationCode) -> dict:
         """nonce, auth_time, acr, amr, and the claims requested for the ID token (§5.5)."""
         claims = super().get_authorization_code_claims(authorization_code)
         names = requested_names(authorization_code.claims, "id_token")
-        person = getattr(authorization_code, "person", None)
-        if names and person is not None:
-            claims.update(person_claims(person, None, names))
+        if names:
+            claims.update(person_claims(authorization_code.person, None, names))
         return claims
 
     def generate_user_info(self, user, scope: str):
