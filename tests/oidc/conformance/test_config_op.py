@@ -5,6 +5,7 @@ members), the rest are the suite's checks on the metadata and the JWKS."""
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from tests.oidc.conformance.rp import RelyingParty
@@ -14,8 +15,8 @@ REQUIRED = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri",
             "id_token_signing_alg_values_supported")
 
 
-def test_config_op_plan_oidcc_discovery_endpoint_verification(live_server,
-                                                              conformance_client):
+@pytest.mark.parametrize("module", ["oidcc-discovery-endpoint-verification"])
+def test_config_op_plan(module, live_server, conformance_client):
     rp = RelyingParty(live_server, conformance_client)
     config = rp.config.to_dict()
     for member in REQUIRED:
