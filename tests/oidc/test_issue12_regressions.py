@@ -172,3 +172,12 @@ def test_prompt_none_with_a_full_id_token_as_hint_fits(live_server, rp):
     got = redirect_params(authorize(mentor, live_server, rp, prompt="none",
                                     scope="openid profile email", id_token_hint=hint))
     assert "code" in got, got
+
+
+@pytest.mark.parametrize("path,allowed", [("/oauth/token", {"POST"}),
+                                          ("/account/apps/revoke", {"POST"}),
+                                          ("/oauth/userinfo", {"GET", "HEAD", "POST"})])
+def test_oidc_405_answers_name_the_allowed_methods(live_server, path, allowed):
+    response = requests.put(live_server + path)
+    assert response.status_code == 405
+    assert {m.strip() for m in response.headers["Allow"].split(",")} - {"OPTIONS"} == allowed
