@@ -30,6 +30,7 @@ def test_prompt_none_for_an_untrusted_client_succeeds_after_consent(live_server,
     app_client = make_client("third-party", trusted=False)
     first = authorize(browser_session, live_server, app_client, scope="openid email")
     assert first.status_code == 200 and "Allow third-party?" in first.text
+    assert "If you allow, this is remembered" in first.text and 'href="/account/apps"' in first.text
     assert "code" in allow(browser_session, live_server, first)
     again = redirect_params(authorize(browser_session, live_server, app_client,
                                       scope="openid email", prompt="none"))
