@@ -9,6 +9,7 @@ when the person is deprovisioned (:func:`revoke_all`). The callers commit.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 
@@ -27,8 +28,8 @@ class Consent:
     client_id: str
     client_name: str
     scopes: tuple[str, ...]
-    granted_at: object
-    updated_at: object
+    granted_at: dt.datetime
+    updated_at: dt.datetime
 
 
 def covers(subject: str, client_id: str, scope: str | None) -> bool:

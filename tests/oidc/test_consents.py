@@ -139,3 +139,19 @@ def test_removing_a_client_removes_its_consents(app, live_server, make_client,
     assert removed.exit_code == 0, removed.output
     with app.app_context():
         assert db.session.query(OIDCConsent).count() == 0
+
+
+def test_concurrent_allows_merge_into_one_consent(app, live_server, make_client):
+    """Two tabs allow different scopes at once: one row, holding both (one upsert each)."""
+    from tests.oidc.test_config_and_races import _race
+
+    app_client = make_client("third-party", trusted=False)
+    browsers = [http_login(live_server, "student1") for _ in range(2)]
+    pages = [authorize(b, live_server, app_client, scope=s)
+             for b, s in zip(browsers, ("openid email", "openid profile"), strict=True)]
+    results = _race([lambda b=b, p=p: allow(b, live_server, p)
+                     for b, p in zip(browsers, pages, strict=True)])
+    assert all("code" in r for r in results)
+    with app.app_context():
+        rows = db.session.query(OIDCConsent).all()
+        assert len(rows) == 1 and sorted(rows[0].scopes) == ["email", "openid", "profile"]
