@@ -67,7 +67,11 @@ def register_error_handlers(app: Flask) -> None:
     def http_error(exc: HTTPException):
         code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
                 413: "request_too_large", 429: "too_many_requests"}.get(exc.code, "error")
-        return error_response(exc.code or 500, exc.name, exc.description or exc.name, code)
+        response, status = error_response(exc.code or 500, exc.name,
+                                          exc.description or exc.name, code)
+        # RFC 9110 §15.5.6: a 405 "MUST generate an Allow header field" (werkzeug's, kept)
+        allow = [(k, v) for k, v in exc.get_headers() if k.lower() == "allow"]
+        return response, status, allow
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

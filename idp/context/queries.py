@@ -11,6 +11,7 @@ in, from :func:`idp.clock.now`); weekdays and weeks are counted in UTC.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 from sqlalchemy import text
@@ -125,8 +126,9 @@ _MENTOR_STUDENTS = """
     measured AS (
         SELECT m.*, act.current_streak, act.highest_streak, act.total_videos_watched,
                act.total_exams_taken, act.previous_streak, sc.attempts, sc.average, sc.last_at,
+               coalesce(act.total_exams_taken, sc.attempts) AS total_exams,
                rec.recent_average, rec.previous_average,
-               rec.recent_average - rec.previous_average AS score_change
+               nullif(rec.recent_average - rec.previous_average, 'NaN') AS score_change
           FROM mine m
           LEFT JOIN LATERAL (
               SELECT y.current_streak, y.highest_streak, y.total_videos_watched,
@@ -139,7 +141,8 @@ _MENTOR_STUDENTS = """
                        ORDER BY x.fetch_date DESC LIMIT 2) y
                ORDER BY y.fetch_date DESC LIMIT 1) act ON true
           LEFT JOIN LATERAL (
-              SELECT count(*) AS attempts, avg(a.percentage) AS average, max(a.date) AS last_at
+              SELECT count(*) AS attempts, nullif(avg(a.percentage), 'NaN') AS average,
+                     max(a.date) AS last_at
                 FROM attempts a WHERE a.user_id = m.id) sc ON true
           LEFT JOIN LATERAL (
               SELECT avg(t.p) FILTER (WHERE t.rn <= 5) AS recent_average,
@@ -163,7 +166,7 @@ MENTOR_SORTS = {
     "average_score": "average",
     "last_activity": "last_at",
     "score_change": "score_change",
-    "total_exams": "total_exams_taken",
+    "total_exams": "total_exams",   # what is displayed: the snapshot's count, else attempts
 }
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 FALLING_POINTS = 10.0
@@ -179,8 +182,17 @@ def _iso(value: Any) -> str | None:
     return value.isoformat()
 
 
+def _finite(value: Any) -> float | None:
+    """``value`` as a float, or None for a missing or non-finite one: the LMS's float columns
+    can hold NaN/Infinity, which JSON (RFC 8259 §6) cannot carry; such a score is "no score"."""
+    if value is None or not math.isfinite(float(value)):
+        return None
+    return float(value)
+
+
 def _num(value: Any, places: int = 1) -> float | None:
-    return None if value is None else round(float(value), places)
+    finite = _finite(value)
+    return None if finite is None else round(finite, places)
 
 
 def _name(first: str | None, last: str | None, display: str | None, username: str) -> str:
@@ -318,9 +330,8 @@ def fetch_performance(engine: Engine, student_id: int, now: dt.datetime) -> dict
             for number, name in enumerate(WEEKDAYS, start=1)],
         "weekly_scores": [{"week_start": _iso(w["week_start"]), "attempts": w["attempts"],
                            "average_score": _num(w["average"])} for w in weekly],
-        "slope_per_day": (float(summary["slope_per_day"])
-                          if summary["slope_per_day"] is not None
-                          and (summary["last_90_days"] or 0) >= 3 else None),
+        "slope_per_day": (_finite(summary["slope_per_day"])
+                          if (summary["last_90_days"] or 0) >= 3 else None),
     }
 
 
@@ -366,8 +377,7 @@ def _listed(row) -> dict:
         "batch": {"id": row["batch_id"], "name": row["batch_name"]}
         if row["batch_id"] is not None else None,
         "current_streak": current, "highest_streak": row["highest_streak"],
-        "average_score": _num(row["average"]), "total_exams": row["total_exams_taken"]
-        if row["total_exams_taken"] is not None else row["attempts"],
+        "average_score": _num(row["average"]), "total_exams": row["total_exams"],
         "videos_watched": row["total_videos_watched"],
         "last_attempt_at": _iso(row["last_at"]),
         "recent_average": _num(row["recent_average"]),

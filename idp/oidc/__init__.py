@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, url_for
 
 from ..events import person_deprovisioned
 from ..extensions import db
+from ..navigation import StartLink, add_start_link
 
 
 def _revoke_person(sender, subject: str, **_) -> None:
     """idp.events.person_deprovisioned: revoke the person's tokens and spend their codes."""
     from ..audit import record
+    from .consents import revoke_all
     from .tokens import revoke_subject
 
     revoked = revoke_subject(subject)
-    record("oidc_tokens_revoked", "success", subject=subject, tokens=revoked)
+    forgotten = revoke_all(db.session, subject)
+    record("oidc_tokens_revoked", "success", subject=subject, tokens=revoked,
+           consents=forgotten)
     db.session.commit()
 
 
@@ -31,6 +35,7 @@ def init_app(app: Flask) -> None:
     # whatever IDP_LOG_LEVEL says (secrets are never logged).
     logging.getLogger("authlib").setLevel(logging.INFO)
     from . import models  # noqa: F401  (tables registered on db.metadata)
+    from .account import bp as account_bp
     from .cli import oidc_cli
     from .server import OIDCState, build_server
     from .settings import load_oidc_settings
@@ -39,5 +44,9 @@ def init_app(app: Flask) -> None:
     settings = load_oidc_settings(app.config["IDP_ENV"])
     app.extensions["oidc"] = OIDCState(settings=settings, server=build_server(app, settings))
     app.register_blueprint(bp)
+    app.register_blueprint(account_bp)
+    add_start_link(app, StartLink(
+        "Connected apps", lambda: url_for("oidc_account.connected_apps"),
+        "applications you allowed to use your account"))
     app.cli.add_command(oidc_cli)
     person_deprovisioned.connect(_revoke_person, weak=False)

@@ -89,6 +89,56 @@ def prune_command():
     click.echo(f"pruned {codes} authorization codes and {tokens} tokens")
 
 
+@oidc_cli.group("consents")
+def consents_cli():
+    """Remembered consents of people for non-trusted clients."""
+
+
+@consents_cli.command("list")
+@click.option("--subject", default=None, help="only this person, e.g. student:42")
+@click.option("--client", "client_ref", default=None, help="only this client (id or name)")
+def consents_list(subject, client_ref):
+    """One line per consent: subject, client, scopes, when allowed."""
+    from .consents import list_consents
+
+    client_id = _client_id(client_ref) if client_ref else None
+    rows = list_consents(subject=subject, client_id=client_id)
+    if not rows:
+        click.echo("no remembered consents")
+    for c in rows:
+        click.echo(f"{c.subject}  {c.client_id}  {c.client_name}  scopes={' '.join(c.scopes)}  "
+                   f"granted={c.granted_at:%Y-%m-%d %H:%M}Z")
+
+
+@consents_cli.command("revoke")
+@click.argument("subject")
+@click.option("--client", "client_ref", default=None,
+              help="only this client (id or name); default: every client")
+def consents_revoke(subject, client_ref):
+    """Forget SUBJECT's consents (and end those clients' tokens for SUBJECT)."""
+    from ..audit import record
+    from .consents import list_consents, revoke
+
+    client_id = _client_id(client_ref) if client_ref else None
+    held = list_consents(subject=subject, client_id=client_id)
+    if not held:
+        raise click.ClickException(f"{subject} has no remembered consent"
+                                   + (f" for {client_ref}" if client_ref else ""))
+    for c in held:
+        tokens = revoke(db.session, c.subject, c.client_id)
+        record("oidc_consent", "revoked", subject=c.subject, client_id=c.client_id,
+               tokens=tokens, by="cli")
+        click.echo(f"revoked {c.subject}'s consent for {c.client_name} ({tokens} tokens)")
+    db.session.commit()
+
+
+def _client_id(client_ref: str) -> str:
+    client = find_client(client_ref)
+    if client is None:
+        raise click.ClickException(f"no OIDC client with id or name {client_ref!r}")
+    return client.client_id
+
+
 @zulip_cli.command("oidc-settings")
 @click.option("--client", "client_ref", default=None,
               help="client id or name (default: the one client whose redirect URI ends in "

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from authlib.consts import default_json_headers
 from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6750 import InsufficientScopeError, InvalidTokenError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core import UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app
+from flask import request as flask_request
 from joserfc.jwk import KeySet
 
 from ..audit import record
@@ -19,7 +22,8 @@ from ..extensions import db
 from ..keys import get_keystore
 from ..lms.directory import get_directory
 from ..login.sessions import close_session, current_session
-from .claims import person_claims
+from .claims import person_claims, requested_names
+from .idtoken import decode_id_token_hint
 from .models import OIDCToken
 from .resource import BearerError, check_access_token
 from .tokens import (
@@ -102,6 +106,26 @@ class TokenIntrospection(IntrospectionEndpoint):
         return payload
 
 
+def _presented_token() -> str | None:
+    """The access token as an ``Authorization`` value, from the header (RFC 6750 §2.1) or a
+    form-encoded POST body's ``access_token`` (§2.2). The query (§2.3) is refused: URLs end up
+    in logs. §2: "Clients MUST NOT use more than one method to transmit the token in each
+    request" - two methods are an ``invalid_request``."""
+    header = flask_request.headers.get("Authorization")
+    if "access_token" in flask_request.args:
+        raise InvalidRequestError("Send the access token in the Authorization header or a "
+                                  "form-encoded POST body, never in the query.")
+    if flask_request.method != "POST" or flask_request.mimetype != \
+            "application/x-www-form-urlencoded" or "access_token" not in flask_request.form:
+        return header
+    if header:
+        raise InvalidRequestError("Send the access token by one method only.")
+    values = flask_request.form.getlist("access_token")
+    if len(values) != 1:
+        raise InvalidRequestError("The access_token parameter is repeated.")
+    return "Bearer " + values[0]
+
+
 class BearerProtector(ResourceProtector):
     """Authlib's resource protector over :func:`check_access_token`, so userinfo and the
     context API refuse exactly the same tokens (RFC 6750 §3)."""
@@ -109,8 +133,7 @@ class BearerProtector(ResourceProtector):
     def validate_request(self, scopes, request, **kwargs):
         required = scopes[0] if scopes else None
         try:
-            row, _grant, person = check_access_token(request.headers.get("Authorization"),
-                                                     required)
+            row, _grant, person = check_access_token(_presented_token(), required)
         except BearerError as error:
             if error.status == 403:
                 raise InsufficientScopeError(error.description) from None
@@ -120,8 +143,14 @@ class BearerProtector(ResourceProtector):
 
 
 class UserInfo(UserInfoEndpoint):
-    """OIDC Core §5.3: the same claims as the ID token, for the token's scope, read from the
-    LMS now."""
+    """OIDC Core §5.3: the same claims as the ID token, for the token's scope and the claims
+    requested for userinfo (§5.5), read from the LMS now. Unsigned JSON only."""
+
+    def __call__(self, request):
+        token = self.resource_protector.acquire_token("openid")
+        claims = person_claims(token.get_user(), token.scope,
+                               requested_names(token.claims, "userinfo"))
+        return 200, claims, default_json_headers
 
     def generate_user_info(self, user, scope: str):
         return person_claims(user, scope)
@@ -139,6 +168,10 @@ class RPInitiatedLogout(EndSessionEndpoint):
 
     def get_algorithms(self) -> list[str]:
         return ["RS256"]
+
+    def _validate_id_token_hint(self, id_token_hint: str) -> dict:
+        """§2: the bridge must have issued the hint (one check, :mod:`.idtoken`)."""
+        return decode_id_token_hint(id_token_hint)
 
     def end_session(self, end_session_request) -> None:
         row = current_session()

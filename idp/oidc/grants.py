@@ -24,7 +24,7 @@ from ..extensions import db
 from ..hashing import token_digest
 from ..keys import get_keystore
 from ..lms.directory import get_directory
-from .claims import person_claims
+from .claims import person_claims, requested_names
 from .models import USER_SCOPES, OIDCAuthorizationCode
 from .tokens import (
     MAX_TOKEN_CHARS,
@@ -58,6 +58,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             auth_time=int(getattr(request, "auth_time", clock.timestamp())),
             code_challenge=challenge or None,
             code_challenge_method=data.get("code_challenge_method") if challenge else None,
+            claims=getattr(request, "claims_json", None),
+            auth_method=getattr(request, "auth_method", None),
             created_at=now,
             expires_at=now + dt.timedelta(seconds=_oidc().settings.code_lifetime)))
 
@@ -185,6 +187,19 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         now = clock.timestamp()
         return {"iss": current_app.config["IDP"].issuer, "aud": client.client_id, "iat": now,
                 "exp": now + _oidc().settings.id_token_lifetime}
+
+    def encode_id_token(self, token, request):
+        if request.authorization_code is not None:  # this request's objects, not self: the
+            request.authorization_code.person = request.user  # extension is shared by threads
+        return super().encode_id_token(token, request)
+
+    def get_authorization_code_claims(self, authorization_code: OIDCAuthorizationCode) -> dict:
+        """nonce, auth_time, acr, amr, and the claims requested for the ID token (§5.5)."""
+        claims = super().get_authorization_code_claims(authorization_code)
+        names = requested_names(authorization_code.claims, "id_token")
+        if names:
+            claims.update(person_claims(authorization_code.person, None, names))
+        return claims
 
     def generate_user_info(self, user, scope: str):
         return person_claims(user, scope)

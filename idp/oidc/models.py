@@ -98,6 +98,8 @@ class OIDCAuthorizationCode(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    claims: Mapped[str | None] = mapped_column(Text, nullable=True)  # OIDC Core §5.5, as JSON
+    auth_method: Mapped[str | None] = mapped_column(String(16), nullable=True)  # password|launch
 
     # -- Authlib AuthorizationCodeMixin (OIDC flavour) -----------------------------------
     def get_redirect_uri(self) -> str:
@@ -112,11 +114,15 @@ class OIDCAuthorizationCode(db.Model):
     def get_auth_time(self) -> int:
         return self.auth_time
 
-    def get_acr(self) -> None:
-        return None
+    def get_acr(self) -> str | None:
+        from .claims import acr_for
 
-    def get_amr(self) -> None:
-        return None
+        return acr_for(self.auth_method)
+
+    def get_amr(self) -> list[str] | None:
+        from .claims import amr_for
+
+        return amr_for(self.auth_method)
 
 
 class OIDCToken(db.Model):
@@ -141,6 +147,7 @@ class OIDCToken(db.Model):
     refresh_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     refresh_used_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    claims: Mapped[str | None] = mapped_column(Text, nullable=True)  # OIDC Core §5.5, as JSON
 
     __table_args__ = (Index("ix_oidc_tokens_subject", "subject"),
                       Index("ix_oidc_tokens_client_id", "client_id"))
@@ -176,3 +183,19 @@ class OIDCToken(db.Model):
         if "person" in self.__dict__:  # checked by the bearer protector in this request
             return self.__dict__["person"]
         return get_directory().get_active(self.subject) if self.subject else None
+
+
+class OIDCConsent(db.Model):
+    """The scopes a person allowed a (non-trusted) client, remembered so the consent page is
+    not shown again for the same or fewer scopes and ``prompt=none`` can succeed (OIDC Core
+    §3.1.2.4). Deleted when the person revokes it, is deprovisioned, or the client is removed."""
+
+    __tablename__ = "oidc_consents"
+
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("oidc_clients.client_id", ondelete="CASCADE"), primary_key=True,
+        index=True)
+    scopes: Mapped[list] = mapped_column(JSONB, default=list)
+    granted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

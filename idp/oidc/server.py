@@ -82,19 +82,28 @@ def save_token(token: dict, request) -> None:
     code = request.authorization_code
     previous = request.refresh_token
     if code is not None:
-        family, auth_time = code.code_hash, code.auth_time
+        family, auth_time, claims = code.code_hash, code.auth_time, code.claims
     elif previous is not None:
-        family, auth_time = previous.family_id, previous.auth_time
+        family, auth_time, claims = previous.family_id, previous.auth_time, previous.claims
     else:
-        family, auth_time = new_family_id(), None
+        family, auth_time, claims = new_family_id(), None, None
     user = request.user
     store_token(token, client_id=request.client.client_id,
                 subject=user.subject if user is not None else None, family_id=family,
-                auth_time=auth_time)
+                auth_time=auth_time, claims=claims)
+
+
+class BridgeAuthorizationServer(AuthorizationServer):
+    def validate_requested_scope(self, scope) -> None:
+        """OIDC Core §3.1.2.1: "Scope values used that are not understood by an implementation
+        SHOULD be ignored" (RFC 6749 §3.3 lets the server grant less than asked). Each grant
+        keeps what the client may hold (:meth:`OIDCClient.get_allowed_scope`, the client
+        credentials grant) and answers ``invalid_scope`` only when nothing is left; the token
+        response's ``scope`` says what was granted."""
 
 
 def build_server(app: Flask, settings: OIDCSettings) -> AuthorizationServer:
-    server = AuthorizationServer()
+    server = BridgeAuthorizationServer()
     server.init_app(app, query_client=query_client, save_token=save_token)
     server.scopes_supported = list(settings.scopes)
     lifetime = settings.access_token_lifetime

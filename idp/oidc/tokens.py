@@ -28,15 +28,16 @@ def settings():
 
 _INSERT_TOKEN = text("""
     INSERT INTO oidc_tokens (client_id, subject, scope, access_token_hash, refresh_token_hash,
-                             family_id, auth_time, issued_at, expires_in, refresh_expires_at)
+                             family_id, auth_time, issued_at, expires_in, refresh_expires_at,
+                             claims)
     SELECT client_id, :subject, :scope, :access, :refresh, :family, :auth_time, :now,
-           :expires_in, :refresh_expires_at
+           :expires_in, :refresh_expires_at, :claims
       FROM oidc_clients WHERE client_id = :client_id""")
 _SPEND_REFRESH = text("""
     UPDATE oidc_tokens SET refresh_used_at = :now
      WHERE refresh_token_hash = :hash AND refresh_used_at IS NULL AND revoked_at IS NULL
        AND refresh_expires_at > :now
-    RETURNING client_id, subject, scope, family_id, auth_time""")
+    RETURNING client_id, subject, scope, family_id, auth_time, claims""")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class SpentRefreshToken:
     scope: str
     family_id: str
     auth_time: int | None
+    claims: str | None = None   # the claims request of the grant (OIDC Core §5.5), as JSON
 
     def check_client(self, client) -> bool:
         return self.client_id == client.client_id
@@ -57,7 +59,7 @@ class SpentRefreshToken:
 
 
 def store_token(token: dict, *, client_id: str, subject: str | None, family_id: str,
-                auth_time: int | None) -> None:
+                auth_time: int | None, claims: str | None = None) -> None:
     """Insert the row for a freshly generated token response (the caller commits). One
     pre-built statement: this is the token endpoint's hot path. Raises
     :class:`InvalidClientError` when the client was removed meanwhile."""
@@ -67,7 +69,7 @@ def store_token(token: dict, *, client_id: str, subject: str | None, family_id: 
         "client_id": client_id, "subject": subject, "scope": token.get("scope", ""),
         "access": token_digest(token["access_token"]),
         "refresh": token_digest(refresh) if refresh else None, "family": family_id,
-        "auth_time": auth_time, "now": now,
+        "auth_time": auth_time, "now": now, "claims": claims,
         "expires_in": int(token.get("expires_in", settings().access_token_lifetime)),
         "refresh_expires_at": now + settings().refresh_token_lifetime if refresh else None})
     if result.rowcount != 1:

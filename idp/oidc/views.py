@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import (
     Blueprint,
@@ -33,7 +34,18 @@ from ..extensions import csrf, db
 from ..keys import get_keystore
 from ..login.sessions import current_person, current_session
 from ..people import Person
-from .claims import CLAIMS_SUPPORTED
+from . import consents
+from .claims import (
+    ACR_VALUES_SUPPORTED,
+    CLAIMS_SUPPORTED,
+    ClaimsRequestError,
+    acr_for,
+    essential_acr_values,
+    implied_scopes,
+    parse_claims_request,
+    requested_subject,
+)
+from .idtoken import decode_id_token_hint
 from .metrics import count_token_request
 from .params import (
     MAX_AUTHORIZE_QUERY_CHARS,
@@ -47,6 +59,7 @@ from .server import get_server, query_client
 
 bp = Blueprint("oidc", __name__)
 _LOGIN_MARK = "oidc_login"
+_LOGOUT_REFUSED = "This sign-out request cannot be used"
 _NOT_SUPPORTED = {"request": "request_not_supported",
                   "request_uri": "request_uri_not_supported",
                   "registration": "registration_not_supported"}
@@ -68,11 +81,12 @@ def _wants_html() -> bool:
     return accept["text/html"] > accept["application/json"]
 
 
-def _error_page(error: str, description: str, status: int = 400) -> Response:
+def _error_page(error: str, description: str, status: int = 400,
+                title: str = "This sign-in request is not valid") -> Response:
     """An error that must not be redirected (RFC 6749 §4.1.2.1): HTML for browsers, else JSON."""
     if _wants_html():
         response = make_response(render_template(
-            "errors/error.html", title="This sign-in request is not valid",
+            "errors/error.html", title=title,
             message=f"{description} ({error})"), status)
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -164,7 +178,8 @@ def discovery():
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_supported": list(CLAIMS_SUPPORTED),
-        "claims_parameter_supported": False,
+        "claims_parameter_supported": True,
+        "acr_values_supported": list(ACR_VALUES_SUPPORTED),
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
     })
@@ -225,22 +240,41 @@ def _authorize(values: MultiDict) -> Response:
         return _authorize_problem(values, "invalid_scope", "The scope parameter is required "
                                                            "(e.g. openid profile email).")
     prompts = set(values.get("prompt", "").split())
-    if person is None or _needs_reauthentication(values, person, prompts):
+    try:
+        claims_request = _claims_request(values, grant)
+        hinted = _hinted_subjects(values, claims_request)
+    except OAuth2Error as error:
+        return _authorize_problem(values, error.error, error.get_error_description())
+    if person is not None and hinted - {person.subject}:
+        # OIDC Core §3.1.2.2: the request names someone else than the signed-in person.
+        if "none" in prompts or _login_mark_time(values.get(_LOGIN_MARK)) is not None:
+            return _oauth_error(LoginRequiredError(redirect_uri=grant.redirect_uri,
+                                                   state=values.get("state")))
+        return _send_to_login(values, reauth=True)
+    if person is None or _needs_reauthentication(values, person, prompts) or \
+            _acr_unmet(values, claims_request):
         if "none" in prompts:
             return _oauth_error(LoginRequiredError(redirect_uri=grant.redirect_uri,
                                                    state=values.get("state")))
+        if person is not None and _acr_unmet(values, claims_request) and \
+                _login_mark_time(values.get(_LOGIN_MARK)) is not None:
+            return _oauth_error(AccessDeniedError(
+                "The requested authentication context cannot be met.",
+                redirect_uri=grant.redirect_uri, state=values.get("state")))
         return _send_to_login(values, reauth=person is not None)
-    if not grant.client.trusted or "consent" in prompts:
+    consent_scope = _consent_scope(grant, claims_request)
+    if "consent" in prompts or not (grant.client.trusted or consents.covers(
+            person.subject, grant.client.client_id, consent_scope)):
         if "none" in prompts:
             return _oauth_error(ConsentRequiredError(redirect_uri=grant.redirect_uri,
                                                      state=values.get("state")))
         fields = [(k, v) for k, v in values.items(multi=True) if k != _LOGIN_MARK]
         response = make_response(render_template(
             "oidc/consent.html", client=grant.client, person=person, fields=fields,
-            scopes=(grant.request.scope or "").split()))
+            scopes=consent_scope.split()))
         response.headers["Cache-Control"] = "no-store"
         return response
-    return _issue_code(grant, person)
+    return _issue_code(grant, person, claims_request)
 
 
 @bp.post("/oauth/authorize/consent")
@@ -260,13 +294,50 @@ def consent():
         return _oauth_error(error)
     if person is None:
         return _send_to_login(values, reauth=False)
+    try:
+        claims_request = _claims_request(values, grant)
+        hinted = _hinted_subjects(values, claims_request)
+    except OAuth2Error as error:
+        return _authorize_problem(values, error.error, error.get_error_description())
+    if hinted - {person.subject} or _acr_unmet(values, claims_request):
+        # the form is acted on as posted: it must still describe this sign-in (the consent
+        # page is only shown when it did, so this is a changed or stale form)
+        return _via_page(_oauth_error(LoginRequiredError(
+            redirect_uri=grant.redirect_uri, state=values.get("state"))), grant.client.name)
     if request.form.get("decision") != "allow":
         record("oidc_consent", "denied", subject=person.subject,
                client_id=grant.client.client_id)
         db.session.commit()
         return _via_page(server.create_authorization_response(grant=grant, grant_user=None),
                          grant.client.name)
-    return _via_page(_issue_code(grant, person), grant.client.name)
+    if not grant.client.trusted:
+        consents.remember(person.subject, grant.client.client_id,
+                          _consent_scope(grant, claims_request))
+    return _via_page(_issue_code(grant, person, claims_request), grant.client.name)
+
+
+def _claims_request(values: MultiDict, grant) -> dict | None:
+    """The ``claims`` parameter (OIDC Core §5.5), reduced to what this client may hold."""
+    try:
+        return parse_claims_request(values.get("claims"), grant.client.scopes or [])
+    except ClaimsRequestError as error:
+        raise InvalidRequestError(str(error)) from None
+
+
+def _consent_scope(grant, claims_request: dict | None) -> str:
+    """What the person is asked to allow: the granted scope plus the scopes of claims requested
+    one by one (a claim is never released without consent to its scope)."""
+    scopes = list(dict.fromkeys((grant.request.scope or "").split()))
+    scopes += sorted(implied_scopes(claims_request) - set(scopes))
+    return " ".join(scopes)
+
+
+def _acr_unmet(values: MultiDict, claims_request: dict | None) -> bool:
+    """OIDC Core §5.5.1.1: an essential ``acr`` with values the current sign-in does not
+    meet. Only a password sign-in can be asked for again (on the login form)."""
+    required = essential_acr_values(claims_request)
+    row = current_session()
+    return required is not None and (row is None or acr_for(row.auth_method) not in required)
 
 
 def _needs_reauthentication(values: MultiDict, person: Person, prompts: set[str]) -> bool:
@@ -287,6 +358,15 @@ def _needs_reauthentication(values: MultiDict, person: Person, prompts: set[str]
     hint = (values.get("login_hint") or "").strip().lower()
     return bool(hint) and hint not in {person.email.lower(), person.username.lower(),
                                        person.subject}
+
+
+def _hinted_subjects(values: MultiDict, claims_request: dict | None) -> set[str]:
+    """Whom the request names as the only acceptable person: the subject of ``id_token_hint``
+    (OIDC Core §3.1.2.1) and a ``sub`` value in the claims request (§5.5.1)."""
+    hint = values.get("id_token_hint")
+    named = {decode_id_token_hint(hint)["sub"]} if hint else set()
+    subject = requested_subject(claims_request)
+    return named | {subject} if subject is not None else named
 
 
 def _serializer() -> URLSafeSerializer:
@@ -320,10 +400,12 @@ def _send_to_login(values: MultiDict, *, reauth: bool) -> Response:
     return redirect(url_for("login.login") + "?" + urlencode(query))
 
 
-def _issue_code(grant, person: Person) -> Response:
+def _issue_code(grant, person: Person, claims_request: dict | None) -> Response:
     row = current_session()
     grant.request.auth_time = int(row.authenticated_at.timestamp()) if row \
         else clock.timestamp()
+    grant.request.auth_method = row.auth_method if row else None
+    grant.request.claims_json = json.dumps(claims_request) if claims_request else None
     response = get_server().create_authorization_response(grant=grant, grant_user=person)
     if response.status_code == 302 and "code=" in response.headers.get("Location", ""):
         record("oidc_authorize", "success", subject=person.subject,
@@ -391,7 +473,8 @@ def introspect():
 
 @bp.route("/oauth/userinfo", methods=["GET", "POST"])
 def userinfo():
-    """OIDC Core §5.3.1: GET and POST with a bearer token in the Authorization header."""
+    """OIDC Core §5.3.1: GET and POST; the bearer token in the Authorization header or (POST)
+    a form-encoded body (RFC 6750 §2.1-§2.2)."""
     return get_server().create_endpoint_response("userinfo")
 
 
@@ -399,22 +482,37 @@ def userinfo():
 def end_session():
     """RP-Initiated Logout §2: with a valid id_token_hint the session ends at once and the
     browser goes to the registered post_logout_redirect_uri; without one, the bridge's own
-    logout page asks the person to confirm."""
+    logout page asks the person to confirm. A bad hint or a post_logout_redirect_uri that is
+    not registered exactly is an error page, and nobody is signed out (§4)."""
     values = _request_params()
     try:
         check_values(values)
     except ParamProblem as problem:
-        return _error_page(problem.error, problem.description)
+        return _error_page(problem.error, problem.description, title=_LOGOUT_REFUSED)
     server = get_server()
     try:
         validated = server.validate_endpoint_request("end_session")
     except OAuth2Error as error:
-        return _error_page(error.error, error.get_error_description() or error.error)
+        return _error_page(error.error, error.get_error_description() or error.error,
+                           title=_LOGOUT_REFUSED)
     if validated.needs_confirmation:
         return redirect(url_for("login.logout"))
+    if values.get("post_logout_redirect_uri") and validated.redirect_uri is None:
+        return _refused_logout_redirect(validated.client)
     response = server.create_endpoint_response("end_session", validated)
     if response is None:
         return make_response(render_template("login/logged_out.html"))
+    return response
+
+
+def _refused_logout_redirect(client) -> Response:
+    """RP-Initiated Logout §3-§4: a post_logout_redirect_uri that does not exactly match a
+    registered one is an error in the request: no redirection, and no silent sign-out either
+    (the RP would believe it worked). The person stays signed in and may sign out here."""
+    name = client.name if client is not None else "The application"
+    response = make_response(render_template(
+        "oidc/logout_refused.html", client_name=name), 400)
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -74,3 +74,32 @@ def test_browser_trusted_client_sign_in_goes_straight_back(live_server, page, rp
     page.wait_for_url("https://zulip.example.edu/**")
     params = parse_qs(urlsplit(callbacks[-1]).query)
     assert params["state"] == ["t1"] and "code" in params
+
+
+def test_browser_connected_apps_remembers_and_disconnects(live_server, page, make_client):
+    """Allow once; the next request goes straight back; the start page links to "Connected
+    apps", whose Disconnect button (a CSRF-protected form) makes the app ask again."""
+    client = make_client("Study Planner", trusted=False)
+    page.route("https://app.example.edu/**",
+               lambda route: route.fulfill(status=200, body="ok", content_type="text/plain"))
+    query = urlencode({"response_type": "code", "client_id": client.client_id,
+                       "redirect_uri": APP_REDIRECT, "scope": "openid email", "state": "c"})
+    page.goto(f"{live_server}/login")
+    page.get_by_label("Username or email").fill("student1")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server + "/")
+    page.goto(f"{live_server}/oauth/authorize?{query}")
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url("https://app.example.edu/**")
+    again = page.context.request.get(f"{live_server}/oauth/authorize?{query}",
+                                     max_redirects=0)       # the browser's cookies
+    assert again.status == 302 and "code=" in again.headers["location"]  # remembered
+    page.goto(f"{live_server}/")
+    page.get_by_role("link", name="Connected apps").click()
+    page.get_by_role("heading", name="Connected apps").wait_for()
+    assert "Study Planner" in page.content()
+    page.get_by_role("button", name="Disconnect Study Planner").click()
+    page.get_by_text("No application has access to your account.").wait_for()
+    page.goto(f"{live_server}/oauth/authorize?{query}")
+    page.get_by_role("heading", name="Allow Study Planner?").wait_for()

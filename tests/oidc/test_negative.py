@@ -158,7 +158,7 @@ def test_unsupported_response_type_for_unknown_client_is_not_redirected(live_ser
     ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
     ({"request_uri": "https://rp.example.com/req"}, "request_uri_not_supported"),
     ({"registration": "{}"}, "registration_not_supported"),
-    ({"scope": "openid unknown-scope"}, "invalid_scope"),
+    ({"scope": "unknown-scope"}, "invalid_scope"),
     ({"scope": None}, "invalid_scope"),
     ({"scope": " "}, "invalid_scope"),
     ({"code_challenge": "x" * 10, "code_challenge_method": "S256"}, "invalid_request"),
