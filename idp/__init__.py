@@ -57,7 +57,9 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
         PERMANENT_SESSION_LIFETIME=dt.timedelta(seconds=settings.session_lifetime),
         PREFERRED_URL_SCHEME="https" if settings.https else "http",
         MAX_CONTENT_LENGTH=2 * 1024 * 1024, MAX_FORM_MEMORY_SIZE=2 * 1024 * 1024,
-        WTF_CSRF_TIME_LIMIT=3600, WTF_CSRF_SSL_STRICT=settings.https,
+        WTF_CSRF_TIME_LIMIT=3600,
+        # The same-origin check compares with IDP_ISSUER (idp/csrf.py), not with the Host.
+        WTF_CSRF_SSL_STRICT=False,
     )
     app.config.update(overrides)
     if settings.trusted_proxy_count:
@@ -109,7 +111,9 @@ def _request_hooks(app: Flask, settings: Settings) -> None:
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # Same-origin form POSTs keep Origin and Referer (the CSRF check needs them);
+        # other sites see the origin only, never a path or query.
+        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         if settings.https:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
