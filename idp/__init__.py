@@ -49,6 +49,10 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
         # No pre-ping round trip per request: after a database restart the first request
         # answers 503 and the pool reconnects (errors.py).
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": False, "pool_size": 10, "max_overflow": 10},
+        # The one cookie (session token and CSRF token). SameSite=Lax: it rides along on
+        # top-level GET navigations from other sites (SAML HTTP-Redirect AuthnRequests, OIDC
+        # authorization requests, launch links, the hop from a cross-site SAML HTTP-POST to
+        # /login?next=/saml/sso/continue/...), never on another site's POST or sub-request.
         SESSION_COOKIE_NAME="idp_session", SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=settings.https,
         # The cookie keeps the expiry set at sign-in, like the session row it names: re-signing
