@@ -160,18 +160,29 @@ def lms_admin(pg, lms):
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """Headless Chromium from Debian's package, driven by Playwright."""
+def playwright():
+    """One Playwright driver per session (a second sync instance cannot run beside it)."""
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"])
-        yield chromium
-        chromium.close()
+    with sync_playwright() as driver:
+        yield driver
+
+
+def launch_chromium(playwright, **options):
+    """Headless Chromium from Debian's package."""
+    return playwright.chromium.launch(
+        executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update",
+              "--disable-sync"], **options)
+
+
+@pytest.fixture(scope="session")
+def browser(playwright):
+    """Headless Chromium from Debian's package, driven by Playwright."""
+    chromium = launch_chromium(playwright)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture

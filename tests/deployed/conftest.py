@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from idp.extensions import db
-from tests.conftest import ARTIFACTS
+from tests.conftest import ARTIFACTS, launch_chromium
 from tests.helpers import create_databases, wait_for
 from tests.saml.zulip_sp import ZulipSP
 
@@ -149,21 +149,13 @@ def deployment(pg, lms, env, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def https_browser(deployment, tmp_path_factory):
+def https_browser(deployment, playwright, tmp_path_factory):
     """Headless Chromium whose HOME holds an NSS database trusting the test CA: certificates
     are verified for real (see tests/deployed/topology.py)."""
-    from playwright.sync_api import sync_playwright
-
     home = chromium_home(tmp_path_factory.mktemp("chromium-home"), deployment.pki)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), headless=True,
-            env={**os.environ, "HOME": str(home)},
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"])
-        yield chromium
-        chromium.close()
+    chromium = launch_chromium(playwright, env={**os.environ, "HOME": str(home)})
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture
