@@ -17,6 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import ConfigError, Settings, load_settings
 from .extensions import csrf, db, init_autocommit_engine, migrate
+from .headers import CSP
 from .lms.db import create_lms_engine
 from .lms.directory import Directory
 from .people import RoleMapping
@@ -26,8 +27,6 @@ __all__ = ["ConfigError", "create_app"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEATURES = ("login", "saml", "oidc", "provisioning", "context")
 
-CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
 
 def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
@@ -77,6 +76,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     app.extensions["lms_directory"] = _directory(settings)
     app.extensions["start_links"] = []
     app.extensions["logout_handlers"] = []
+    app.extensions["logout_form_targets"] = []   # () -> URLs a sign-out form may redirect to
     app.extensions["signing_keys"] = keys.KeyStore(settings.keys_dir,
                                                    common_name=urlsplit(settings.issuer).hostname)
     app.extensions["signing_keys"].ensure()

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, make_response, redirect, render_templa
 from ..audit import record
 from ..events import inactive_login_attempt, send_after_response
 from ..extensions import db
+from ..headers import allow_logout_redirects
 from ..lms.directory import get_directory
 from ..metrics import LOGINS, THROTTLED
 from ..net import client_ip
@@ -42,8 +43,8 @@ def index():
     if person is None:
         return redirect(url_for("login.login"))
     links = [link for link in current_app.extensions["start_links"] if link.shows_for(person)]
-    return _no_store(make_response(render_template(
-        "login/index.html", person=person, links=links, logout_form=LogoutForm())))
+    return allow_logout_redirects(_no_store(make_response(render_template(
+        "login/index.html", person=person, links=links, logout_form=LogoutForm()))))
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -95,7 +96,8 @@ def logout():
     if request.method == "GET" or not form.validate_on_submit():
         if current_person() is None:
             return _no_store(make_response(render_template("login/logged_out.html")))
-        return _no_store(make_response(render_template("login/logout.html", form=form)))
+        return allow_logout_redirects(_no_store(make_response(
+            render_template("login/logout.html", form=form))))
     row = close_session()
     if row is not None:
         LOGINS.labels("logout", "success").inc()

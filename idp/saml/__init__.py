@@ -18,7 +18,7 @@ def init_app(app: Flask) -> None:
     from . import models  # noqa: F401  (registers the tables)
     from .cli import saml_cli
     from .housekeeping import end_logins
-    from .registry import first_sp
+    from .registry import first_sp, list_sps
     from .settings import load_saml_settings
     from .slo import logout_handler
     from .views import bp
@@ -31,6 +31,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.cli.add_command(saml_cli)
     app.extensions["logout_handlers"].append(logout_handler)
+    app.extensions["logout_form_targets"].append(
+        lambda: [sp.slo_url for sp in list_sps() if sp.slo_url])
     person_deprovisioned.connect(end_logins, weak=False)
 
     def open_zulip_url() -> str:
