@@ -11,7 +11,6 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from .extensions import db
 from .keys import get_keystore
 from .lms.directory import get_directory
 
@@ -93,14 +92,12 @@ def keys_status():
 
 @maintenance_cli.command("prune")
 def maintenance_prune():
-    """Delete expired throttle counters and spent launch-token ids."""
-    from .login.launch import prune_used_tokens
-    from .login.throttle import prune
+    """Delete what is expired or past retention: sessions, throttle counters, launch-token
+    ids, audit rows, SAML records, OIDC codes and tokens (the shipped timer runs it hourly)."""
+    from .housekeeping import prune_all
 
-    throttles = prune(current_app.config["IDP"])
-    tokens = prune_used_tokens()
-    db.session.commit()
-    click.echo(f"pruned {throttles} throttle counters and {tokens} launch-token ids")
+    counts = prune_all()
+    click.echo("pruned " + ", ".join(f"{n} {what}" for what, n in counts.items()))
 
 
 def init_app(app: Flask) -> None:

@@ -13,6 +13,7 @@ from flask import Flask
 
 from ..events import person_deprovisioned
 from ..extensions import db
+from ..housekeeping import add_pruner
 
 
 def _revoke_person(sender, subject: str, **_) -> None:
@@ -34,6 +35,7 @@ def init_app(app: Flask) -> None:
     from .cli import oidc_cli
     from .server import OIDCState, build_server
     from .settings import load_oidc_settings
+    from .tokens import prune
     from .views import bp
 
     settings = load_oidc_settings(app.config["IDP_ENV"])
@@ -41,3 +43,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.cli.add_command(oidc_cli)
     person_deprovisioned.connect(_revoke_person, weak=False)
+    add_pruner(app, lambda: dict(zip(("OIDC codes", "OIDC tokens"), prune(), strict=True)))
