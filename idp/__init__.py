@@ -77,6 +77,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     app.extensions["start_links"] = []
     app.extensions["logout_handlers"] = []
     app.extensions["logout_form_targets"] = []   # () -> URLs a sign-out form may redirect to
+    app.extensions["login_form_targets"] = []    # (next path) -> URLs the login form may reach
     app.extensions["signing_keys"] = keys.KeyStore(settings.keys_dir,
                                                    common_name=urlsplit(settings.issuer).hostname)
     app.extensions["signing_keys"].ensure()

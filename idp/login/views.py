@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, make_response, redirect, render_templa
 from ..audit import record
 from ..events import inactive_login_attempt, send_after_response
 from ..extensions import db
-from ..headers import allow_logout_redirects
+from ..headers import allow_form_targets, allow_logout_redirects, hook_targets
 from ..lms.directory import get_directory
 from ..metrics import LOGINS, THROTTLED
 from ..net import client_ip
@@ -32,6 +32,7 @@ def _login_page(form: LoginForm, *, error: str | None = None, status: int = 200,
                 retry_after: int | None = None):
     response = make_response(render_template("login/login.html", form=form, error=error,
                                              retry_after=retry_after), status)
+    allow_form_targets(response, hook_targets("login_form_targets", form.next.data or "/"))
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return _no_store(response)

@@ -36,11 +36,12 @@ def init_app(app: Flask) -> None:
     from .server import OIDCState, build_server
     from .settings import load_oidc_settings
     from .tokens import prune
-    from .views import bp
+    from .views import bp, login_form_targets
 
     settings = load_oidc_settings(app.config["IDP_ENV"])
     app.extensions["oidc"] = OIDCState(settings=settings, server=build_server(app, settings))
     app.register_blueprint(bp)
     app.cli.add_command(oidc_cli)
     person_deprovisioned.connect(_revoke_person, weak=False)
+    app.extensions["login_form_targets"].append(login_form_targets)
     add_pruner(app, lambda: dict(zip(("OIDC codes", "OIDC tokens"), prune(), strict=True)))

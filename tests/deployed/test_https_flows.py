@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+import requests
+
 from idp.config import load_settings
 from idp.login.launch import sign_launch_token
 from tests.helpers import DEMO_PASSWORD
@@ -39,24 +41,45 @@ def test_launch_link_signs_in_once(deployment, https_page, https_browser):
         other.close()
 
 
+def _redirects_to(page, peers: str) -> list[tuple[str, str]]:
+    """(bridge path, status) of every bridge response that sent the browser to the peer."""
+    seen: list[tuple[str, str]] = []
+
+    def response(resp) -> None:
+        if resp.headers.get("location", "").startswith(peers + "/oidc/callback"):
+            seen.append((resp.url.split("?")[0], resp.status))
+    page.on("response", response)
+    return seen
+
+
 def test_oidc_consent_for_a_third_party_client(deployment, https_page):
     page = https_page
+    back = _redirects_to(page, deployment.peers)
     page.goto(deployment.peers + "/oidc/start/third")
     assert page.url.startswith(deployment.issuer + "/login")
     _sign_in(page, "student2")
     page.get_by_role("button", name="Allow").click()
     page.wait_for_url(deployment.peers + "/oidc/callback**")
     assert _body(page) == "RP: signed in as student2@example.edu"
+    # The consent form's answer is a 302 straight to the client, followed by Chromium under
+    # the consent page's CSP form-action (which names the client's origin).
+    assert back == [(deployment.issuer + "/oauth/authorize/consent", 302)]
 
 
 def test_oidc_trusted_client_prompt_none_and_rp_initiated_logout(deployment, https_page):
     page = https_page
     page.goto(deployment.peers + "/oidc/start/trusted?prompt=none")
     assert _body(page) == "RP: error login_required"
+    back = _redirects_to(page, deployment.peers)
     page.goto(deployment.peers + "/oidc/start/trusted")
+    csp = requests.get(page.url, verify=str(deployment.pki.ca_pem),
+                       timeout=10).headers["Content-Security-Policy"]
+    assert f"form-action 'self' {deployment.peers};" in csp + ";"
     _sign_in(page, "mentor1")
     page.wait_for_url(deployment.peers + "/oidc/callback**")
     assert _body(page) == "RP: signed in as mentor1@example.edu"
+    # login POST -> 302 /oauth/authorize -> 302 to the client: no intermediate page.
+    assert back == [(deployment.issuer + "/oauth/authorize", 302)]
     page.goto(deployment.peers + "/oidc/start/trusted?prompt=none")
     assert _body(page) == "RP: signed in as mentor1@example.edu"
     page.goto(deployment.peers + "/oidc/logout")
