@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import time
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from flask import Flask, g
+from flask import Flask, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import ConfigError, Settings, load_settings
@@ -20,6 +21,7 @@ from .extensions import csrf, db, init_autocommit_engine, migrate
 from .headers import CSP
 from .lms.db import create_lms_engine
 from .lms.directory import Directory
+from .metrics import HTTP_REQUESTS, HTTP_SECONDS
 from .people import RoleMapping
 
 __all__ = ["ConfigError", "create_app"]
@@ -104,6 +106,16 @@ def _request_hooks(app: Flask, settings: Settings) -> None:
     @app.before_request
     def tag_request() -> None:
         g.request_id = secrets.token_hex(8)
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def count_request(response):
+        """Every answer, errors and 503s included (error handlers' answers pass here too)."""
+        endpoint = request.endpoint or "unmatched"
+        HTTP_REQUESTS.labels(endpoint, str(response.status_code)).inc()
+        if "request_started" in g:
+            HTTP_SECONDS.labels(endpoint).observe(time.perf_counter() - g.request_started)
+        return response
 
     @app.after_request
     def run_after_response(response):

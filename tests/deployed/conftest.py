@@ -51,6 +51,7 @@ class Deployment:
     rp: RelyingParty
     sp: ServiceProvider
     logs: Path
+    metrics_dirs: list[Path]     # PROMETHEUS_MULTIPROC_DIR of each replica
 
     def get(self, path: str, **options) -> requests.Response:
         options.setdefault("allow_redirects", False)
@@ -142,7 +143,8 @@ def deployment(pg, lms, env, tmp_path_factory):
         wait_for(lambda: answers(issuer, verify=str(pki.ca_pem)), 30, "nginx")
         yield Deployment(issuer=issuer, http_url=f"http://localhost:{http_port}",
                          replicas=replicas, peers=peers, pki=pki, env=bridge_env, rp=rp,
-                         sp=service_provider, logs=logs)
+                         sp=service_provider, logs=logs,
+                         metrics_dirs=[base / f"metrics-{i}" for i in range(REPLICAS)])
         peers_server.stop()
     finally:
         processes.stop_all()
