@@ -158,7 +158,7 @@ def unit_command(unit: str, *, port: int) -> tuple[list[str], dict[str, str]]:
     source = DEPLOY / "systemd" / unit
     text = _substitute(source.read_text(), [
         (f"{SHIPPED_PREFIX}/.venv/bin/", f"{Path(sys.executable).parent}/"),
-        (f"{SHIPPED_PREFIX}/", f"{ROOT}/"),
+        (SHIPPED_PREFIX, str(ROOT)),
     ], f"deploy/systemd/{unit}")
     text = text.replace(SHIPPED_UPSTREAM, f"127.0.0.1:{port}")
     command, environment = [], {}
