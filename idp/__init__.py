@@ -36,7 +36,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     (tests)."""
     from importlib import import_module
 
-    from . import cli, keys, ops
+    from . import cli, housekeeping, keys, ops
     from .errors import register_error_handlers
     from .logs import configure_logging
 
@@ -67,6 +67,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
         WTF_CSRF_SSL_STRICT=False,
     )
     app.config.update(overrides)
+    housekeeping.audit_retention_days(app)   # validated at start, like every setting
     if settings.trusted_proxy_count:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count,
                                 x_proto=settings.trusted_proxy_count,

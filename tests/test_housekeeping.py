@@ -44,3 +44,12 @@ def test_audit_retention_zero_keeps_audit_rows(app, make_app):
         db.session.commit()
     result = keeper.test_cli_runner().invoke(args=["maintenance", "prune"])
     assert result.exit_code == 0 and "0 audit rows" in result.output
+
+
+def test_a_malformed_retention_stops_start_up(app, make_app):
+    import pytest
+
+    from idp import ConfigError
+
+    with pytest.raises(ConfigError, match="IDP_AUDIT_RETENTION_DAYS"):
+        make_app(IDP_AUDIT_RETENTION_DAYS="a year")

@@ -27,6 +27,15 @@ def test_sign_in_and_sign_out(deployment, https_page):
     assert page.get_by_role("heading", name="You are signed out").is_visible()
     page.goto(deployment.issuer + "/")
     assert page.url == deployment.issuer + "/login"
+    # Again, through the confirmation page's form this time.
+    _fill(page, "mentor1", DEMO_PASSWORD)
+    page.wait_for_url(deployment.issuer + "/")
+    page.goto(deployment.issuer + "/logout")
+    assert page.get_by_role("heading", name="Sign out?").is_visible()
+    page.get_by_role("button", name="Sign out").click()
+    assert page.get_by_role("heading", name="You are signed out").is_visible()
+    page.goto(deployment.issuer + "/")
+    assert page.url == deployment.issuer + "/login"
 
 
 def test_wrong_password_then_throttled(deployment, https_page):
