@@ -73,7 +73,8 @@ def login():
         record("login", "throttled", login=login_name[:254], scope=scope)
         db.session.commit()
         return _login_page(form, status=429, retry_after=seconds,
-                           error=f"Too many failed attempts. Try again in {seconds} seconds.")
+                           error=f"Too many failed attempts. Try again in "
+                                 f"{throttle.describe_delay(seconds)}.")
     person = get_directory().authenticate(login_name, form.password.data or "")
     if person is None:
         throttle.record_failure(settings, keys)

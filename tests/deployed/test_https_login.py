@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from playwright.sync_api import expect
+
 from tests.helpers import DEMO_PASSWORD
 
 
@@ -48,7 +50,12 @@ def test_wrong_password_then_throttled(deployment, https_page):
         alert = page.get_by_role("alert").inner_text()
         if "Too many failed attempts" in alert:
             break
-    assert re.search(r"Try again in \d+ (second|minute)", alert), alert
+    assert re.fullmatch(r"Too many failed attempts\. Try again in (1 second|\d+ seconds)\.",
+                        alert), alert
+    button = page.locator("button[type=submit]")
+    assert button.is_disabled()          # looks (CSS) and acts disabled during the delay ...
+    assert button.evaluate("b => getComputedStyle(b).opacity") == "0.5"
+    expect(button).to_be_enabled(timeout=70_000)   # ... and comes back after the delay
 
 
 def test_a_chromium_without_the_test_ca_refuses_the_certificate(deployment, browser):
