@@ -183,7 +183,7 @@ def zulip_settings_block(*, idp_name: str, display_name: str, sp_entity_id: str,
               help="comma-separated Zulip groups to sync (never list zulip_groups in "
                    "extra_attrs)")
 @click.option("--cert-out", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="where to write the IdP certificate now (default ./<idp-name>.crt)")
+              help="also write the IdP certificate to this file (default: print it only)")
 @click.option("--zulip-cert-path", default=None,
               help="where the certificate lives on the Zulip server (default "
                    "/etc/zulip/saml/idps/<idp-name>.crt)")
@@ -209,14 +209,20 @@ def saml_settings(idp_name, display_name, sp_entity_id, subdomain, groups, cert_
     key = store.staged() if staged else store.current()
     if key is None:
         raise click.ClickException("no staged key: run flask --app wsgi keys rotate first")
-    cert_out = cert_out or f"{idp_name}.crt"
-    with open(cert_out, "w") as fh:
-        fh.write(key.certificate_pem)
+    if cert_out:
+        with open(cert_out, "w") as fh:
+            fh.write(key.certificate_pem)
     click.echo(_settings_text(idp_name, display_name, sp_entity_id, subdomain, groups,
                               zulip_cert_path or f"/etc/zulip/saml/idps/{idp_name}.crt"),
                nl=False)
-    click.echo(f"wrote the {'staged' if staged else 'current'} certificate ({key.kid}) to "
-               f"{cert_out}: copy it to the Zulip server at the x509cert_path above", err=True)
+    which = f"the {'staged' if staged else 'current'} certificate ({key.kid})"
+    if cert_out:
+        click.echo(f"wrote {which} to {cert_out}: copy it to the Zulip server at the "
+                   f"x509cert_path above", err=True)
+    else:  # nothing is written into the working directory unless --cert-out asks for it
+        click.echo(f"{which}, to save on the Zulip server at the x509cert_path above (or "
+                   f"write it to a file with --cert-out PATH):\n{key.certificate_pem}",
+                   err=True, nl=False)
     if not staged and store.staged() is not None:
         click.echo(f"note: key {store.staged().kid} is staged; after `keys rotate` activates "
                    "it, run this again and replace the file on Zulip", err=True)

@@ -198,3 +198,13 @@ def test_prune_and_deprovisioning(app, live_server, zulip):
     with app.app_context():
         assert db.session.query(PendingAuthnRequest).count() == 0
         assert db.session.query(SamlLogin).count() == 0
+
+
+def test_saml_settings_writes_no_file_unless_asked(app, zulip_registered, tmp_path,
+                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = app.test_cli_runner().invoke(args=["zulip", "saml-settings"])
+    assert result.exit_code == 0, result.output
+    assert list(tmp_path.iterdir()) == []
+    assert "SOCIAL_AUTH_SAML_ENABLED_IDPS" in result.stdout
+    assert "-----BEGIN CERTIFICATE-----" in result.stderr and "--cert-out" in result.stderr
