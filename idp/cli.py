@@ -5,6 +5,7 @@ own groups (``saml``, ``oidc``, ``provisioning``, ``zulip``)."""
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlencode
 
 import click
@@ -19,6 +20,13 @@ keys_cli = AppGroup("keys", help="Signing keys (SAML and OIDC).")
 maintenance_cli = AppGroup("maintenance", help="Housekeeping of the bridge database.")
 zulip_cli = AppGroup("zulip", help="Print the settings Zulip needs (SAML, OIDC).")
 """Shared by feature packages: ``saml`` adds ``saml-settings``, ``oidc`` adds ``oidc-settings``."""
+
+
+def admin_command(args: str) -> str:
+    """An admin command as the operator types it in the mode in use: ``./scripts/run flask
+    ARGS`` on the embedded default (scripts/devstack.py sets ``IDP_ADMIN_COMMAND``), else
+    ``flask --app wsgi ARGS``. Hints in messages use it, so they name a command that works."""
+    return f"{os.environ.get('IDP_ADMIN_COMMAND') or 'flask --app wsgi'} {args}"
 
 
 @lms_cli.command("demo")

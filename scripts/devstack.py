@@ -80,6 +80,7 @@ def main() -> int:
         "IDP_STAFF_EMAILS": env.get("IDP_STAFF_EMAILS", "staff1@example.edu"),
         "IDP_LOG_FORMAT": env.get("IDP_LOG_FORMAT", "text"),
         "FLASK_APP": "wsgi",
+        "IDP_ADMIN_COMMAND": "./scripts/run flask",   # hints name the command that works here
     })
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
 

@@ -9,7 +9,7 @@ import click
 import requests
 from flask.cli import AppGroup
 
-from ..cli import zulip_cli
+from ..cli import admin_command, zulip_cli
 from ..extensions import db
 from ..keys import get_keystore
 from .attributes import DEFAULT_PROFILE, PROFILES
@@ -101,7 +101,7 @@ def list_sps_command():
     """List the registered service providers."""
     rows = list_sps()
     if not rows:
-        click.echo("no service providers registered (flask --app wsgi saml add-sp ...)")
+        click.echo(f"no service providers registered ({admin_command('saml add-sp ...')})")
     for sp in rows:
         signs = "both" if sp.sign_assertion and sp.sign_response else (
             "assertion" if sp.sign_assertion else "response")
@@ -200,15 +200,15 @@ def saml_settings(idp_name, display_name, sp_entity_id, subdomain, groups, cert_
     if sp_entity_id is None:
         sp = first_sp()
         if sp is None:
-            raise click.ClickException("register Zulip first: flask --app wsgi saml add-sp "
-                                       "--metadata https://<zulip host>/saml/metadata.xml")
+            raise click.ClickException("register Zulip first: " + admin_command(
+                "saml add-sp --metadata https://<zulip host>/saml/metadata.xml"))
         sp_entity_id = sp.entity_id
     elif get_sp(sp_entity_id) is None:
         click.echo(f"warning: {sp_entity_id} is not registered yet (saml add-sp)", err=True)
     store = get_keystore()
     key = store.staged() if staged else store.current()
     if key is None:
-        raise click.ClickException("no staged key: run flask --app wsgi keys rotate first")
+        raise click.ClickException(f"no staged key: run {admin_command('keys rotate')} first")
     if cert_out:
         with open(cert_out, "w") as fh:
             fh.write(key.certificate_pem)
