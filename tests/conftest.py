@@ -185,12 +185,17 @@ def browser(playwright):
     chromium.close()
 
 
-@pytest.fixture
-def page(browser, request):
-    """A fresh browser context and page; a screenshot is kept in tests/artifacts/."""
+def page_with_screenshot(browser, name: str):
+    """A fresh browser context and page; a screenshot ``name``.png is kept in tests/artifacts/."""
     context = browser.new_context()
     page = context.new_page()
     yield page
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     context.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh browser context and page; a screenshot is kept in tests/artifacts/."""
+    yield from page_with_screenshot(browser, request.node.name)

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from idp.extensions import db
-from tests.conftest import ARTIFACTS, launch_chromium
+from tests.conftest import launch_chromium, page_with_screenshot
 from tests.helpers import create_databases, wait_for
 from tests.saml.zulip_sp import ZulipSP
 
@@ -163,9 +163,4 @@ def https_browser(deployment, playwright, tmp_path_factory):
 @pytest.fixture
 def https_page(https_browser, request):
     """A fresh context (no cookies), no extra headers, certificate errors NOT ignored."""
-    context = https_browser.new_context()
-    page = context.new_page()
-    yield page
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"https-{request.node.name}.png"), full_page=True)
-    context.close()
+    yield from page_with_screenshot(https_browser, f"https-{request.node.name}")
