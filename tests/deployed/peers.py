@@ -7,6 +7,7 @@ so a browser test reads the outcome from the page.
 
 from __future__ import annotations
 
+import base64
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -129,6 +130,22 @@ def peers_app(rp: RelyingParty, sp: ServiceProvider) -> Flask:
     @app.get("/saml/login")
     def saml_login():
         return redirect(sp.sp.login_url("/"))
+
+    @app.get("/saml/login-post")
+    def saml_login_post():
+        """SP-initiated sign-on over the HTTP-POST binding (SAML bindings §3.5): a page of
+        this site that POSTs the AuthnRequest to the bridge, a cross-site top-level POST."""
+        from onelogin.saml2.authn_request import OneLogin_Saml2_Authn_Request
+        from onelogin.saml2.settings import OneLogin_Saml2_Settings
+
+        settings = OneLogin_Saml2_Settings(sp.sp.config(), sp_validation_only=True)
+        authn = OneLogin_Saml2_Authn_Request(settings)
+        message = base64.b64encode(authn.get_xml().encode()).decode()
+        return (f'<form id="f" method="post" action="{escape(rp.issuer)}/saml/sso">'
+                f'<input type="hidden" name="SAMLRequest" value="{message}">'
+                f'<input type="hidden" name="RelayState" value="post-binding">'
+                f'<button>Sign in</button></form>'
+                f'<script>document.getElementById("f").submit()</script>')
 
     @app.get("/saml/logout")
     def saml_logout():

@@ -103,6 +103,23 @@ def test_saml_sp_initiated_login_and_sp_initiated_logout(deployment, https_page)
     assert page.url == deployment.issuer + "/login"
 
 
+def test_saml_post_binding_from_another_site_keeps_the_session(deployment, https_page):
+    """The session cookie is SameSite=Lax: the SP's cross-site POST arrives without it, and the
+    bridge continues through a top-level GET (/login?next=/saml/sso/continue/...) where the
+    cookie is sent again, so a signed-in person is not asked for the password."""
+    page = https_page
+    page.goto(deployment.issuer + "/login")
+    _sign_in(page, "student2")
+    page.wait_for_url(deployment.issuer + "/")
+    seen: list[str] = []
+    page.on("request", lambda request: seen.append(request.url))
+    page.goto(deployment.peers + "/saml/login-post")
+    page.wait_for_url(deployment.peers + "/complete/saml/")
+    assert _body(page) == "SP: signed in as student2@example.edu"
+    assert deployment.issuer + "/saml/sso" in seen
+    assert any(url.startswith(deployment.issuer + "/saml/sso/continue/") for url in seen)
+
+
 def test_saml_idp_initiated_login_and_idp_initiated_logout(deployment, https_page):
     page = https_page
     page.goto(deployment.issuer + "/login")
