@@ -54,3 +54,23 @@ def test_bodies_over_the_limit_stop_at_nginx(deployment):
     response = requests.post(deployment.issuer + "/login", data=b"x" * (3 * 1024 * 1024),
                              verify=str(deployment.pki.ca_pem), timeout=20)
     assert response.status_code == 413
+
+
+def test_the_client_address_is_the_one_nginx_saw(deployment):
+    """A spoofed X-Forwarded-For sent to nginx is replaced by nginx: the audit log and the
+    throttle see the real client (here loopback), not the address the client claimed."""
+    import psycopg2
+
+    from tests.helpers import csrf_from
+
+    session, ca = requests.Session(), str(deployment.pki.ca_pem)
+    page = session.get(deployment.issuer + "/login", headers=SPOOFED, timeout=10, verify=ca)
+    answer = session.post(deployment.issuer + "/login", timeout=10, verify=ca, headers={
+        **SPOOFED, "Origin": deployment.issuer}, data={
+        "csrf_token": csrf_from(page.text), "login": "spoof-probe", "password": "x",
+        "next": "/"})
+    assert answer.status_code == 401
+    with psycopg2.connect(deployment.env["IDP_DATABASE_URL"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT client_ip FROM audit_events WHERE detail->>'login' = "
+                    "'spoof-probe'")
+        assert cur.fetchall() == [("127.0.0.1",)]
