@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from flask import Flask, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import ConfigError, Settings, load_settings
+from .config import ConfigError, ProblemList, Settings, load_settings
 from .extensions import csrf, db, init_autocommit_engine, migrate
 from .headers import CSP
 from .lms.db import create_lms_engine
@@ -88,8 +88,10 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     _request_hooks(app, settings)
     app.register_blueprint(ops.bp)
     cli.init_app(app)
+    problems = ProblemList()   # every feature's bad settings reported together
     for feature in FEATURES:
-        import_module(f"{__name__}.{feature}").init_app(app)
+        problems.check(import_module(f"{__name__}.{feature}").init_app, app)
+    problems.raise_if_any()
     return app
 
 

@@ -72,3 +72,12 @@ def test_several_malformed_settings_are_reported_together():
     assert lines[0] == "4 settings need fixing:"
     assert sorted(line.split()[0].split("=")[0] for line in lines[1:]) == [
         "IDP_LOG_LEVEL", "IDP_ROLE_MAP", "IDP_SECRET_KEY", "IDP_THROTTLE_WINDOW"]
+
+
+def test_bad_settings_of_several_features_are_reported_together(app, make_app):
+    with pytest.raises(ConfigError) as caught:
+        make_app(IDP_SAML_CLOCK_SKEW="soon", IDP_OIDC_CODE_LIFETIME="soon")
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "2 settings need fixing:"
+    assert [line.split("=")[0].strip() for line in lines[1:]] == [
+        "IDP_SAML_CLOCK_SKEW", "IDP_OIDC_CODE_LIFETIME"]
