@@ -9,16 +9,19 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import time
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from flask import Flask, g
+from flask import Flask, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import ConfigError, Settings, load_settings
+from .config import ConfigError, ProblemList, Settings, load_settings
 from .extensions import csrf, db, init_autocommit_engine, migrate
+from .headers import CSP
 from .lms.db import create_lms_engine
 from .lms.directory import Directory
+from .metrics import HTTP_REQUESTS, HTTP_SECONDS
 from .people import RoleMapping
 
 __all__ = ["ConfigError", "create_app"]
@@ -26,8 +29,6 @@ __all__ = ["ConfigError", "create_app"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEATURES = ("login", "saml", "oidc", "provisioning", "context")
 
-CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
 
 def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
@@ -35,7 +36,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     (tests)."""
     from importlib import import_module
 
-    from . import cli, keys, ops
+    from . import cli, housekeeping, keys, ops
     from .errors import register_error_handlers
     from .logs import configure_logging
 
@@ -49,6 +50,10 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
         # No pre-ping round trip per request: after a database restart the first request
         # answers 503 and the pool reconnects (errors.py).
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": False, "pool_size": 10, "max_overflow": 10},
+        # The one cookie (session token and CSRF token). SameSite=Lax: it rides along on
+        # top-level GET navigations from other sites (SAML HTTP-Redirect AuthnRequests, OIDC
+        # authorization requests, launch links, the hop from a cross-site SAML HTTP-POST to
+        # /login?next=/saml/sso/continue/...), never on another site's POST or sub-request.
         SESSION_COOKIE_NAME="idp_session", SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=settings.https,
         # The cookie keeps the expiry set at sign-in, like the session row it names: re-signing
@@ -57,9 +62,12 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
         PERMANENT_SESSION_LIFETIME=dt.timedelta(seconds=settings.session_lifetime),
         PREFERRED_URL_SCHEME="https" if settings.https else "http",
         MAX_CONTENT_LENGTH=2 * 1024 * 1024, MAX_FORM_MEMORY_SIZE=2 * 1024 * 1024,
-        WTF_CSRF_TIME_LIMIT=3600, WTF_CSRF_SSL_STRICT=settings.https,
+        WTF_CSRF_TIME_LIMIT=3600,
+        # The same-origin check compares with IDP_ISSUER (idp/csrf.py), not with the Host.
+        WTF_CSRF_SSL_STRICT=False,
     )
     app.config.update(overrides)
+    housekeeping.audit_retention_days(app)   # validated at start, like every setting
     if settings.trusted_proxy_count:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count,
                                 x_proto=settings.trusted_proxy_count,
@@ -71,6 +79,8 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     app.extensions["lms_directory"] = _directory(settings)
     app.extensions["start_links"] = []
     app.extensions["logout_handlers"] = []
+    app.extensions["logout_form_targets"] = []   # () -> URLs a sign-out form may redirect to
+    app.extensions["login_form_targets"] = []    # (next path) -> URLs the login form may reach
     app.extensions["signing_keys"] = keys.KeyStore(settings.keys_dir,
                                                    common_name=urlsplit(settings.issuer).hostname)
     app.extensions["signing_keys"].ensure()
@@ -78,8 +88,10 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     _request_hooks(app, settings)
     app.register_blueprint(ops.bp)
     cli.init_app(app)
+    problems = ProblemList()   # every feature's bad settings reported together
     for feature in FEATURES:
-        import_module(f"{__name__}.{feature}").init_app(app)
+        problems.check(import_module(f"{__name__}.{feature}").init_app, app)
+    problems.raise_if_any()
     return app
 
 
@@ -97,6 +109,16 @@ def _request_hooks(app: Flask, settings: Settings) -> None:
     @app.before_request
     def tag_request() -> None:
         g.request_id = secrets.token_hex(8)
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def count_request(response):
+        """Every answer, errors and 503s included (error handlers' answers pass here too)."""
+        endpoint = request.endpoint or "unmatched"
+        HTTP_REQUESTS.labels(endpoint, str(response.status_code)).inc()
+        if "request_started" in g:
+            HTTP_SECONDS.labels(endpoint).observe(time.perf_counter() - g.request_started)
+        return response
 
     @app.after_request
     def run_after_response(response):
@@ -109,7 +131,9 @@ def _request_hooks(app: Flask, settings: Settings) -> None:
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # Same-origin form POSTs keep Origin and Referer (the CSRF check needs them);
+        # other sites see the origin only, never a path or query.
+        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         if settings.https:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response

@@ -5,13 +5,13 @@ own groups (``saml``, ``oidc``, ``provisioning``, ``zulip``)."""
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlencode
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from .extensions import db
 from .keys import get_keystore
 from .lms.directory import get_directory
 
@@ -20,6 +20,13 @@ keys_cli = AppGroup("keys", help="Signing keys (SAML and OIDC).")
 maintenance_cli = AppGroup("maintenance", help="Housekeeping of the bridge database.")
 zulip_cli = AppGroup("zulip", help="Print the settings Zulip needs (SAML, OIDC).")
 """Shared by feature packages: ``saml`` adds ``saml-settings``, ``oidc`` adds ``oidc-settings``."""
+
+
+def admin_command(args: str) -> str:
+    """An admin command as the operator types it in the mode in use: ``./scripts/run flask
+    ARGS`` on the embedded default (scripts/devstack.py sets ``IDP_ADMIN_COMMAND``), else
+    ``flask --app wsgi ARGS``. Hints in messages use it, so they name a command that works."""
+    return f"{os.environ.get('IDP_ADMIN_COMMAND') or 'flask --app wsgi'} {args}"
 
 
 @lms_cli.command("demo")
@@ -93,14 +100,12 @@ def keys_status():
 
 @maintenance_cli.command("prune")
 def maintenance_prune():
-    """Delete expired throttle counters and spent launch-token ids."""
-    from .login.launch import prune_used_tokens
-    from .login.throttle import prune
+    """Delete what is expired or past retention: sessions, throttle counters, launch-token
+    ids, audit rows, SAML records, OIDC codes and tokens (the shipped timer runs it hourly)."""
+    from .housekeeping import prune_all
 
-    throttles = prune(current_app.config["IDP"])
-    tokens = prune_used_tokens()
-    db.session.commit()
-    click.echo(f"pruned {throttles} throttle counters and {tokens} launch-token ids")
+    counts = prune_all()
+    click.echo("pruned " + ", ".join(f"{n} {what}" for what, n in counts.items()))
 
 
 def init_app(app: Flask) -> None:

@@ -138,51 +138,104 @@ class Settings:
         return self.issuer.startswith("https://")
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate every foundation variable; raise ConfigError on the first problem."""
-    env = os.environ if env is None else env
-    issuer = check_http_url("IDP_ISSUER", env_str(
-        env, "IDP_ISSUER", fix="set it to the bridge's public base URL, e.g. https://sso.example.edu"))
+class ProblemList:
+    """Collects every ConfigError of a group of settings, so that start-up reports all of them
+    at once (one line each) instead of one per attempt."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def check(self, read, *args, fallback=None, **kwargs):
+        """``read(*args, **kwargs)``, or ``fallback`` after recording its ConfigError."""
+        try:
+            return read(*args, **kwargs)
+        except ConfigError as error:
+            self.messages.append(str(error))
+            return fallback
+
+    def raise_if_any(self) -> None:
+        if len(self.messages) == 1:
+            raise ConfigError(self.messages[0])
+        if self.messages:
+            raise ConfigError(f"{len(self.messages)} settings need fixing:\n  "
+                              + "\n  ".join(self.messages))
+
+
+def _check_secret_key(env: Mapping[str, str]) -> str:
     secret = env_str(env, "IDP_SECRET_KEY",
                      fix="set it to a random string of 32+ characters (python3 -c "
                          "'import secrets; print(secrets.token_urlsafe(48))')")
     if len(secret) < 32:
         raise ConfigError("IDP_SECRET_KEY is too short: use a random string of 32+ characters")
+    return secret
+
+
+def _check_launch_secret(env: Mapping[str, str]) -> str | None:
     launch_secret = env.get("IDP_LAUNCH_SECRET", "").strip() or None
     if launch_secret is not None and len(launch_secret) < 32:
         raise ConfigError("IDP_LAUNCH_SECRET is too short: share a random string of 32+ "
                           "characters with the LMS (or unset it to disable launch links)")
+    return launch_secret
+
+
+def _check_log_format(env: Mapping[str, str]) -> str:
     log_format = env_str(env, "IDP_LOG_FORMAT", "json", fix="")
     if log_format not in ("json", "text"):
         raise ConfigError(f"IDP_LOG_FORMAT={log_format!r} is unknown: use json or text")
+    return log_format
+
+
+def _check_log_level(env: Mapping[str, str]) -> str:
     log_level = env_str(env, "IDP_LOG_LEVEL", "INFO", fix="").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"IDP_LOG_LEVEL={log_level!r} is unknown: use DEBUG, INFO, WARNING "
                           f"or ERROR")
-    return Settings(
-        issuer=issuer,
-        database_url=check_postgres_url("IDP_DATABASE_URL", env_str(
-            env, "IDP_DATABASE_URL", fix="set it to the bridge's own PostgreSQL database URL, "
-                                         "e.g. postgresql://idp:PASSWORD@localhost/idp")),
-        lms_database_url=check_postgres_url("LMS_DATABASE_URL", env_str(
-            env, "LMS_DATABASE_URL", fix="set it to the LMS database URL of a read-only role, "
-                                         "e.g. postgresql://idp_reader:PASSWORD@lms-db/lms")),
-        secret_key=secret,
+    return log_level
+
+
+def _check_url(env: Mapping[str, str], name: str, fix: str) -> str:
+    return check_postgres_url(name, env_str(env, name, fix=fix))
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every foundation variable; raise one ConfigError listing every
+    problem (one line each)."""
+    env = os.environ if env is None else env
+    problems = ProblemList()
+    check = problems.check
+    issuer = check(lambda: check_http_url("IDP_ISSUER", env_str(
+        env, "IDP_ISSUER",
+        fix="set it to the bridge's public base URL, e.g. https://sso.example.edu")))
+    secret = check(_check_secret_key, env)
+    launch_secret = check(_check_launch_secret, env)
+    log_format = check(_check_log_format, env)
+    log_level = check(_check_log_level, env)
+    values = dict(
+        database_url=check(_check_url, env, "IDP_DATABASE_URL",
+                           "set it to the bridge's own PostgreSQL database URL, "
+                           "e.g. postgresql://idp:PASSWORD@localhost/idp"),
+        lms_database_url=check(_check_url, env, "LMS_DATABASE_URL",
+                               "set it to the LMS database URL of a read-only role, "
+                               "e.g. postgresql://idp_reader:PASSWORD@lms-db/lms"),
         keys_dir=env_str(env, "IDP_KEYS_DIR", os.path.join(os.getcwd(), "keys"), fix=""),
         staff_emails=frozenset(e.lower() for e in env_list(env, "IDP_STAFF_EMAILS")),
-        role_map=parse_role_map(env.get("IDP_ROLE_MAP", "")),
-        launch_secret=launch_secret,
+        role_map=check(parse_role_map, env.get("IDP_ROLE_MAP", "")),
         launch_issuer=env_str(env, "IDP_LAUNCH_ISSUER", "lms", fix=""),
-        launch_service_urls=tuple(check_http_url("IDP_LAUNCH_SERVICE_URLS", u)
-                                  for u in env_list(env, "IDP_LAUNCH_SERVICE_URLS")),
-        session_lifetime=env_int(env, "IDP_SESSION_LIFETIME", 8 * 3600, minimum=60),
-        throttle_window=env_int(env, "IDP_THROTTLE_WINDOW", 900, minimum=60),
-        throttle_account_failures=env_int(env, "IDP_THROTTLE_ACCOUNT_FAILURES", 5, minimum=1),
-        throttle_ip_failures=env_int(env, "IDP_THROTTLE_IP_FAILURES", 30, minimum=1),
-        throttle_max_delay=env_int(env, "IDP_THROTTLE_MAX_DELAY", 300, minimum=1),
-        lms_statement_timeout_ms=env_int(env, "LMS_STATEMENT_TIMEOUT_MS", 5000, minimum=100),
-        lms_connect_timeout=env_int(env, "LMS_CONNECT_TIMEOUT", 3, minimum=1),
-        trusted_proxy_count=env_int(env, "IDP_TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=5),
-        log_format=log_format,
-        log_level=log_level,
+        launch_service_urls=check(lambda: tuple(
+            check_http_url("IDP_LAUNCH_SERVICE_URLS", u)
+            for u in env_list(env, "IDP_LAUNCH_SERVICE_URLS"))),
+        session_lifetime=check(env_int, env, "IDP_SESSION_LIFETIME", 8 * 3600, minimum=60),
+        throttle_window=check(env_int, env, "IDP_THROTTLE_WINDOW", 900, minimum=60),
+        throttle_account_failures=check(env_int, env, "IDP_THROTTLE_ACCOUNT_FAILURES", 5,
+                                        minimum=1),
+        throttle_ip_failures=check(env_int, env, "IDP_THROTTLE_IP_FAILURES", 30, minimum=1),
+        throttle_max_delay=check(env_int, env, "IDP_THROTTLE_MAX_DELAY", 300, minimum=1),
+        lms_statement_timeout_ms=check(env_int, env, "LMS_STATEMENT_TIMEOUT_MS", 5000,
+                                       minimum=100),
+        lms_connect_timeout=check(env_int, env, "LMS_CONNECT_TIMEOUT", 3, minimum=1),
+        trusted_proxy_count=check(env_int, env, "IDP_TRUSTED_PROXY_COUNT", 0, minimum=0,
+                                  maximum=5),
     )
+    problems.raise_if_any()
+    return Settings(issuer=issuer, secret_key=secret, launch_secret=launch_secret,
+                    log_format=log_format, log_level=log_level, **values)

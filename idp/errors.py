@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from .csrf import CROSS_SITE_REASONS
 from .extensions import db
 from .lms.db import LMSUnavailable
 
@@ -38,6 +39,12 @@ def error_response(status: int, title: str, message: str, code: str):
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
+        log.info("form refused: %s", exc.description)
+        if exc.description and exc.description.startswith(CROSS_SITE_REASONS):
+            return error_response(400, "This form came from another site",
+                                  "For your safety the sign-in service only accepts forms "
+                                  "from its own pages. Open the sign-in page again and "
+                                  "retry.", "invalid_request")
         return error_response(400, "This form has expired",
                               "The page was open too long or came from another site. Go back, "
                               "reload the page and try again.", "invalid_request")

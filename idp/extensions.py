@@ -3,10 +3,11 @@
 from flask import Flask, current_app
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase
+
+from .csrf import IssuerCSRFProtect
 
 
 class Base(DeclarativeBase):
@@ -17,7 +18,7 @@ db = SQLAlchemy(model_class=Base)
 
 
 migrate = Migrate()
-csrf = CSRFProtect()
+csrf = IssuerCSRFProtect()
 
 
 def init_autocommit_engine(app: Flask) -> None:

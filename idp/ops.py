@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .extensions import db
 from .lms.db import LMSUnavailable
 from .lms.directory import get_directory
-from .metrics import REGISTRY
+from .metrics import scrape_registry
 
 bp = Blueprint("ops", __name__)
 
@@ -42,4 +42,5 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
-    return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)
+    """Prometheus text exposition; in multiprocess mode, every worker's values summed."""
+    return Response(generate_latest(scrape_registry()), mimetype=CONTENT_TYPE_LATEST)

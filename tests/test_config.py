@@ -55,6 +55,29 @@ def test_wsgi_start_stops_with_one_line(tmp_path):
                             env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        "configuration error: IDP_ISSUER is not set: set it to the bridge's public base URL, "
-        "e.g. https://sso.example.edu"]
+    lines = result.stderr.strip().splitlines()
+    # Every missing setting at once, one line each.
+    assert lines[0] == "configuration error: 4 settings need fixing:"
+    assert [line.split()[0] for line in lines[1:]] == [
+        "IDP_ISSUER", "IDP_SECRET_KEY", "IDP_DATABASE_URL", "LMS_DATABASE_URL"]
+    assert lines[1] == ("  IDP_ISSUER is not set: set it to the bridge's public base URL, "
+                        "e.g. https://sso.example.edu")
+
+
+def test_several_malformed_settings_are_reported_together():
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**GOOD, "IDP_SECRET_KEY": "short", "IDP_THROTTLE_WINDOW": "soon",
+                       "IDP_ROLE_MAP": "student=king", "IDP_LOG_LEVEL": "loud"})
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "4 settings need fixing:"
+    assert sorted(line.split()[0].split("=")[0] for line in lines[1:]) == [
+        "IDP_LOG_LEVEL", "IDP_ROLE_MAP", "IDP_SECRET_KEY", "IDP_THROTTLE_WINDOW"]
+
+
+def test_bad_settings_of_several_features_are_reported_together(app, make_app):
+    with pytest.raises(ConfigError) as caught:
+        make_app(IDP_SAML_CLOCK_SKEW="soon", IDP_OIDC_CODE_LIFETIME="soon")
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "2 settings need fixing:"
+    assert [line.split("=")[0].strip() for line in lines[1:]] == [
+        "IDP_SAML_CLOCK_SKEW", "IDP_OIDC_CODE_LIFETIME"]

@@ -256,3 +256,12 @@ def test_session_is_seen_again_and_expires(app, client):
         assert db.session.query(LoginSession).one().last_seen_at > first_seen
     clock.advance(8 * 3600)  # past IDP_SESSION_LIFETIME
     assert client.get("/").status_code == 302
+
+
+@pytest.mark.parametrize("seconds, words", [
+    (1, "1 second"), (2, "2 seconds"), (59, "59 seconds"), (60, "1 minute"),
+    (61, "2 minutes"), (300, "5 minutes")])
+def test_throttle_delay_in_words(seconds, words):
+    from idp.login.throttle import describe_delay
+
+    assert describe_delay(seconds) == words

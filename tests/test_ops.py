@@ -33,7 +33,7 @@ def test_security_headers(client):
     response = client.get("/login")
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Frame-Options"] == "DENY"
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
     assert response.headers["Cache-Control"] == "no-store"
 
 
@@ -83,3 +83,15 @@ def test_demo_generator_refuses_to_overwrite_without_replace(lms):
 
     with pytest.raises(DemoExists):
         generate(lms, students=10, hash_cost="fast", progress=lambda _m: None)
+
+
+def test_requests_are_counted_by_endpoint_and_status_503_and_404_included(make_app, app):
+    down = make_app(LMS_DATABASE_URL="postgresql://idp_reader@127.0.0.1:1/lms",
+                    LMS_CONNECT_TIMEOUT="1")
+    client = down.test_client()
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/no-such-page").status_code == 404
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'idp_http_requests_total{endpoint="ops.readyz",status="503"}' in text
+    assert 'idp_http_requests_total{endpoint="unmatched",status="404"}' in text
+    assert 'idp_http_request_seconds_bucket{endpoint="ops.readyz"' in text

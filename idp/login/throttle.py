@@ -97,3 +97,11 @@ def prune(settings: Settings) -> int:
         LoginThrottle.window_start < floor,
         (LoginThrottle.blocked_until.is_(None)) | (LoginThrottle.blocked_until < now)))
     return result.rowcount or 0
+
+
+def describe_delay(seconds: int) -> str:
+    """``1 second``, ``45 seconds``, ``1 minute``, ``5 minutes`` (rounded up)."""
+    if seconds < 60:
+        return "1 second" if seconds == 1 else f"{seconds} seconds"
+    minutes = -(-seconds // 60)
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"

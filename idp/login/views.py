@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, make_response, redirect, render_templa
 from ..audit import record
 from ..events import inactive_login_attempt, send_after_response
 from ..extensions import db
+from ..headers import allow_form_targets, allow_logout_redirects, hook_targets
 from ..lms.directory import get_directory
 from ..metrics import LOGINS, THROTTLED
 from ..net import client_ip
@@ -31,6 +32,7 @@ def _login_page(form: LoginForm, *, error: str | None = None, status: int = 200,
                 retry_after: int | None = None):
     response = make_response(render_template("login/login.html", form=form, error=error,
                                              retry_after=retry_after), status)
+    allow_form_targets(response, hook_targets("login_form_targets", form.next.data or "/"))
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return _no_store(response)
@@ -42,8 +44,8 @@ def index():
     if person is None:
         return redirect(url_for("login.login"))
     links = [link for link in current_app.extensions["start_links"] if link.shows_for(person)]
-    return _no_store(make_response(render_template(
-        "login/index.html", person=person, links=links, logout_form=LogoutForm())))
+    return allow_logout_redirects(_no_store(make_response(render_template(
+        "login/index.html", person=person, links=links, logout_form=LogoutForm()))))
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -71,7 +73,8 @@ def login():
         record("login", "throttled", login=login_name[:254], scope=scope)
         db.session.commit()
         return _login_page(form, status=429, retry_after=seconds,
-                           error=f"Too many failed attempts. Try again in {seconds} seconds.")
+                           error=f"Too many failed attempts. Try again in "
+                                 f"{throttle.describe_delay(seconds)}.")
     person = get_directory().authenticate(login_name, form.password.data or "")
     if person is None:
         throttle.record_failure(settings, keys)
@@ -95,7 +98,8 @@ def logout():
     if request.method == "GET" or not form.validate_on_submit():
         if current_person() is None:
             return _no_store(make_response(render_template("login/logged_out.html")))
-        return _no_store(make_response(render_template("login/logout.html", form=form)))
+        return allow_logout_redirects(_no_store(make_response(
+            render_template("login/logout.html", form=form))))
     row = close_session()
     if row is not None:
         LOGINS.labels("logout", "success").inc()

@@ -13,6 +13,7 @@ from flask import Flask, url_for
 
 from ..events import person_deprovisioned
 from ..extensions import db
+from ..housekeeping import add_pruner
 from ..navigation import StartLink, add_start_link
 
 
@@ -39,7 +40,8 @@ def init_app(app: Flask) -> None:
     from .cli import oidc_cli
     from .server import OIDCState, build_server
     from .settings import load_oidc_settings
-    from .views import bp
+    from .tokens import prune
+    from .views import bp, login_form_targets
 
     settings = load_oidc_settings(app.config["IDP_ENV"])
     app.extensions["oidc"] = OIDCState(settings=settings, server=build_server(app, settings))
@@ -50,3 +52,5 @@ def init_app(app: Flask) -> None:
         "applications you allowed to use your account"))
     app.cli.add_command(oidc_cli)
     person_deprovisioned.connect(_revoke_person, weak=False)
+    app.extensions["login_form_targets"].append(login_form_targets)
+    add_pruner(app, lambda: dict(zip(("OIDC codes", "OIDC tokens"), prune(), strict=True)))

@@ -7,7 +7,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from ..cli import zulip_cli
+from ..cli import admin_command, zulip_cli
 from ..extensions import db
 from .clients import GRANT_TYPES, ClientError, create_client, find_client, list_clients
 from .clients import remove_client as delete_client
@@ -156,8 +156,9 @@ def oidc_settings(client_ref, idp_name, display_name):
                    if any(u.endswith(ZULIP_CALLBACK) for u in c.redirect_uris)]
         if len(matches) != 1:
             raise click.ClickException(
-                "register Zulip first (flask --app wsgi oidc add-client --name zulip "
-                "--trusted --redirect-uri https://CHAT-HOST/complete/oidc/), or name it with "
+                "register Zulip first (" + admin_command(
+                    "oidc add-client --name zulip --trusted --redirect-uri "
+                    "https://CHAT-HOST/complete/oidc/") + "), or name it with "
                 "--client" if not matches else
                 "several clients redirect to /complete/oidc/: choose one with --client")
         client = matches[0]

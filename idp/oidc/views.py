@@ -9,7 +9,7 @@ consent form is not.
 from __future__ import annotations
 
 import json
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
@@ -31,6 +31,7 @@ from werkzeug.datastructures import MultiDict
 from .. import clock
 from ..audit import record
 from ..extensions import csrf, db
+from ..headers import allow_form_targets
 from ..keys import get_keystore
 from ..login.sessions import current_person, current_session
 from ..people import Person
@@ -121,17 +122,15 @@ def _oauth_error(error: OAuth2Error) -> Response:
                        error.status_code or 400)
 
 
-def _via_page(response: Response, client_name: str) -> Response:
-    """The way back to the client after a form submission (login, consent). A browser checks
-    every redirect of a submitted form against the page's CSP ``form-action 'self'``, so a 302
-    to the client would be refused; a page that navigates by meta refresh is not a form
-    redirect (CSP Level 3 §6.4.1)."""
-    if response.status_code != 302 or response.headers["Location"].startswith("/"):
-        return response   # not a redirect to the client (e.g. back to the login form)
-    page = make_response(render_template("oidc/continue.html", client_name=client_name,
-                                         location=response.headers["Location"]))
-    page.headers["Cache-Control"] = "no-store"
-    return page
+def login_form_targets(next_path: str) -> list[str]:
+    """``login_form_targets`` hook: when the login form stands in front of an authorization
+    request, its answer redirects (via this endpoint) to the client's registered
+    redirect_uri, which the login page's CSP must admit (idp/headers.py)."""
+    parts = urlsplit(next_path)
+    if parts.path != url_for("oidc.authorize"):
+        return []
+    target = _redirect_target(MultiDict(parse_qsl(parts.query)))
+    return [target] if target else []
 
 
 def _issuer() -> str:
@@ -222,11 +221,9 @@ def authorize():
     if "redirect_uri" not in values:
         return _error_page("invalid_request", "The redirect_uri parameter is required.")
 
-    response = _authorize(values)
-    if values.get(_LOGIN_MARK):  # back from the login form: a form redirect chain
-        client = query_client(values.get("client_id"))
-        return _via_page(response, client.name if client else "the application")
-    return response
+    # Back from the login form, this is a redirect of that form's POST: a plain 302 to the
+    # client, admitted by the login page's CSP form-action (login_form_targets).
+    return _authorize(values)
 
 
 def _authorize(values: MultiDict) -> Response:
@@ -273,7 +270,7 @@ def _authorize(values: MultiDict) -> Response:
             "oidc/consent.html", client=grant.client, person=person, fields=fields,
             scopes=consent_scope.split()))
         response.headers["Cache-Control"] = "no-store"
-        return response
+        return allow_form_targets(response, [grant.redirect_uri])
     return _issue_code(grant, person, claims_request)
 
 
@@ -302,18 +299,17 @@ def consent():
     if hinted - {person.subject} or _acr_unmet(values, claims_request):
         # the form is acted on as posted: it must still describe this sign-in (the consent
         # page is only shown when it did, so this is a changed or stale form)
-        return _via_page(_oauth_error(LoginRequiredError(
-            redirect_uri=grant.redirect_uri, state=values.get("state"))), grant.client.name)
+        return _oauth_error(LoginRequiredError(
+            redirect_uri=grant.redirect_uri, state=values.get("state")))
     if request.form.get("decision") != "allow":
         record("oidc_consent", "denied", subject=person.subject,
                client_id=grant.client.client_id)
         db.session.commit()
-        return _via_page(server.create_authorization_response(grant=grant, grant_user=None),
-                         grant.client.name)
+        return server.create_authorization_response(grant=grant, grant_user=None)
     if not grant.client.trusted:
         consents.remember(person.subject, grant.client.client_id,
                           _consent_scope(grant, claims_request))
-    return _via_page(_issue_code(grant, person, claims_request), grant.client.name)
+    return _issue_code(grant, person, claims_request)
 
 
 def _claims_request(values: MultiDict, grant) -> dict | None:

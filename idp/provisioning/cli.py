@@ -12,6 +12,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from ..cli import admin_command
 from ..extensions import db
 from ..lms.db import LMSUnavailable
 from ..lms.directory import get_directory
@@ -154,8 +155,8 @@ def status_command():
                f"waiting: {_seconds(report.oldest_pending_age)}; last lag: "
                f"{_seconds(report.last_lag)}")
     for run in report.held:
-        click.echo(f"HELD run {run.id}: {run.reason} -> flask --app wsgi provision approve "
-                   f"{run.id}")
+        click.echo(f"HELD run {run.id}: {run.reason} -> "
+                   f"{admin_command(f'provision approve {run.id}')}")
     click.echo("last runs:")
     for run in report.runs:
         counts = ", ".join(f"{k}={v}" for k, v in sorted(run.counts.items())) or "-"
@@ -165,7 +166,7 @@ def status_command():
         click.echo("failures:")
         for action in report.failures:
             click.echo(f"  #{action.id} {action.subject} {action.action}: {action.last_error} "
-                       f"(flask --app wsgi provision retry {action.id})")
+                       f"({admin_command(f'provision retry {action.id}')})")
 
 
 def _seconds(value: float | None) -> str:

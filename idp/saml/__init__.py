@@ -10,6 +10,7 @@ from flask import Flask, url_for
 
 from ..events import person_deprovisioned
 from ..extensions import csrf
+from ..housekeeping import add_pruner
 from ..navigation import StartLink, add_start_link
 
 
@@ -17,8 +18,8 @@ def init_app(app: Flask) -> None:
     """Register blueprints, CLI commands and the logout and start-page hooks of SAML."""
     from . import models  # noqa: F401  (registers the tables)
     from .cli import saml_cli
-    from .housekeeping import end_logins
-    from .registry import first_sp
+    from .housekeeping import end_logins, prune
+    from .registry import first_sp, list_sps
     from .settings import load_saml_settings
     from .views import bp, logout_hook
 
@@ -30,7 +31,10 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.cli.add_command(saml_cli)
     app.extensions["logout_handlers"].append(logout_hook)
+    app.extensions["logout_form_targets"].append(
+        lambda: [sp.slo_url for sp in list_sps() if sp.slo_url])
     person_deprovisioned.connect(end_logins, weak=False)
+    add_pruner(app, lambda: prune(settings.session_lifetime))
 
     def open_zulip_url() -> str:
         sp = first_sp()

@@ -9,7 +9,7 @@ import click
 import requests
 from flask.cli import AppGroup
 
-from ..cli import zulip_cli
+from ..cli import admin_command, zulip_cli
 from ..extensions import db
 from ..keys import get_keystore
 from .attributes import DEFAULT_PROFILE, PROFILES
@@ -116,7 +116,7 @@ def list_sps_command():
     """List the registered service providers."""
     rows = list_sps()
     if not rows:
-        click.echo("no service providers registered (flask --app wsgi saml add-sp ...)")
+        click.echo(f"no service providers registered ({admin_command('saml add-sp ...')})")
     for sp in rows:
         signs = "both" if sp.sign_assertion and sp.sign_response else (
             "assertion" if sp.sign_assertion else "response")
@@ -199,7 +199,7 @@ def zulip_settings_block(*, idp_name: str, display_name: str, sp_entity_id: str,
               help="comma-separated Zulip groups to sync (never list zulip_groups in "
                    "extra_attrs)")
 @click.option("--cert-out", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="where to write the IdP certificate now (default ./<idp-name>.crt)")
+              help="also write the IdP certificate to this file (default: print it only)")
 @click.option("--zulip-cert-path", default=None,
               help="where the certificate lives on the Zulip server (default "
                    "/etc/zulip/saml/idps/<idp-name>.crt)")
@@ -216,23 +216,29 @@ def saml_settings(idp_name, display_name, sp_entity_id, subdomain, groups, cert_
     if sp_entity_id is None:
         sp = first_sp()
         if sp is None:
-            raise click.ClickException("register Zulip first: flask --app wsgi saml add-sp "
-                                       "--metadata https://<zulip host>/saml/metadata.xml")
+            raise click.ClickException("register Zulip first: " + admin_command(
+                "saml add-sp --metadata https://<zulip host>/saml/metadata.xml"))
         sp_entity_id = sp.entity_id
     elif get_sp(sp_entity_id) is None:
         click.echo(f"warning: {sp_entity_id} is not registered yet (saml add-sp)", err=True)
     store = get_keystore()
     key = store.staged() if staged else store.current()
     if key is None:
-        raise click.ClickException("no staged key: run flask --app wsgi keys rotate first")
-    cert_out = cert_out or f"{idp_name}.crt"
-    with open(cert_out, "w") as fh:
-        fh.write(key.certificate_pem)
+        raise click.ClickException(f"no staged key: run {admin_command('keys rotate')} first")
+    if cert_out:
+        with open(cert_out, "w") as fh:
+            fh.write(key.certificate_pem)
     click.echo(_settings_text(idp_name, display_name, sp_entity_id, subdomain, groups,
                               zulip_cert_path or f"/etc/zulip/saml/idps/{idp_name}.crt"),
                nl=False)
-    click.echo(f"wrote the {'staged' if staged else 'current'} certificate ({key.kid}) to "
-               f"{cert_out}: copy it to the Zulip server at the x509cert_path above", err=True)
+    which = f"the {'staged' if staged else 'current'} certificate ({key.kid})"
+    if cert_out:
+        click.echo(f"wrote {which} to {cert_out}: copy it to the Zulip server at the "
+                   f"x509cert_path above", err=True)
+    else:  # nothing is written into the working directory unless --cert-out asks for it
+        click.echo(f"{which}, to save on the Zulip server at the x509cert_path above (or "
+                   f"write it to a file with --cert-out PATH):\n{key.certificate_pem}",
+                   err=True, nl=False)
     if not staged and store.staged() is not None:
         click.echo(f"note: key {store.staged().kid} is staged; after `keys rotate` activates "
                    "it, run this again and replace the file on Zulip", err=True)

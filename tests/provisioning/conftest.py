@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
@@ -12,6 +11,7 @@ from idp.lms.directory import get_directory
 from idp.provisioning.models import LedgerAccount, OutboxAction, ProvisionRun
 from idp.provisioning.targets import build_target
 from idp.provisioning.worker import Provisioner
+from tests.helpers import wait_for  # noqa: F401  (imported from here by the tests)
 
 from .zulip_double import BOT_EMAIL, BOT_KEY, SCIM_TOKEN, DoubleServer, ZulipRealm
 
@@ -77,16 +77,6 @@ def adopt_all(application, realm: ZulipRealm, **kwargs) -> dict:
     plan, adopted, report = provisioner(application).apply_once()
     assert adopted == len(accounts) and report.failed == 0 and not report.blocked
     return accounts
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition"):
-    """Poll ``condition`` until true (bounded); fails the test otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def outbox(status: str | None = None) -> list[OutboxAction]:

@@ -232,3 +232,13 @@ def test_add_sp_picks_the_single_logout_binding_from_metadata(app, tmp_path,
     assert refused.exit_code != 0 and "no SingleLogoutService with the post" in refused.output
     listed = runner.invoke(args=["saml", "list-sps"]).output
     assert f"SLO: {ZULIP_ACS}post (HTTP-POST)" in listed
+
+
+def test_saml_settings_writes_no_file_unless_asked(app, zulip_registered, tmp_path,
+                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = app.test_cli_runner().invoke(args=["zulip", "saml-settings"])
+    assert result.exit_code == 0, result.output
+    assert list(tmp_path.iterdir()) == []
+    assert "SOCIAL_AUTH_SAML_ENABLED_IDPS" in result.stdout
+    assert "-----BEGIN CERTIFICATE-----" in result.stderr and "--cert-out" in result.stderr

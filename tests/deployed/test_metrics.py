@@ -1,0 +1,50 @@
+"""Metrics that add up across workers: one scrape of one replica counts the requests all of its
+gunicorn workers answered (prometheus_client multiprocess mode, set up by the shipped unit and
+deploy/gunicorn.conf.py). The shipped alert rules and scrape config pass promtool."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from .topology import DEPLOY
+
+_HEALTHZ = re.compile(r'^idp_http_requests_total\{endpoint="ops.healthz",status="200"\} '
+                      r'([0-9.e+]+)$', re.M)
+
+
+def _healthz_count(replica: str) -> float:
+    match = _HEALTHZ.search(requests.get(replica + "/metrics", timeout=10).text)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_one_scrape_sees_the_requests_of_every_worker(deployment):
+    replica = deployment.replicas[0]
+    before = _healthz_count(replica)
+
+    def hit(_n: int) -> int:
+        # A new connection each time; eight at once keep several sync workers busy.
+        return requests.get(replica + "/healthz", timeout=10,
+                            headers={"Connection": "close"}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(hit, range(200))) == {200}
+    assert _healthz_count(replica) - before == 200
+    metric_dir = deployment.metrics_dirs[0]
+    writers = {path.name.rsplit("_", 1)[-1] for path in metric_dir.glob("counter_*.db")}
+    assert len(writers) >= 2, writers    # the 200 requests really were spread over workers
+
+
+@pytest.mark.parametrize("kind, name", [("rules", "alerts.yml"), ("config", "prometheus.yml")])
+def test_promtool_accepts_the_shipped_prometheus_files(kind, name):
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is missing: ./scripts/test installs it (apt: prometheus)")
+    result = subprocess.run([promtool, "check", kind, name], cwd=DEPLOY / "prometheus",
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
