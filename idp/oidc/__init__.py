@@ -32,6 +32,7 @@ def init_app(app: Flask) -> None:
     logging.getLogger("authlib").setLevel(logging.INFO)
     from . import models  # noqa: F401  (tables registered on db.metadata)
     from .cli import oidc_cli
+    from .registration import bp as registration_bp
     from .server import OIDCState, build_server
     from .settings import load_oidc_settings
     from .views import bp
@@ -39,5 +40,6 @@ def init_app(app: Flask) -> None:
     settings = load_oidc_settings(app.config["IDP_ENV"])
     app.extensions["oidc"] = OIDCState(settings=settings, server=build_server(app, settings))
     app.register_blueprint(bp)
+    app.register_blueprint(registration_bp)
     app.cli.add_command(oidc_cli)
     person_deprovisioned.connect(_revoke_person, weak=False)
