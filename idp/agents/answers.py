@@ -233,8 +233,9 @@ def students_needing_attention(caller: AgentCaller) -> dict:
 
 def find_student(caller: AgentCaller, query: Any) -> dict:
     """Match a name, username or e-mail address among the students the caller may see: a
-    mentor's own students (substring of name, username or address), a student themselves,
-    staff and services by exact username or address (the LMS directory)."""
+    mentor's own students (part of a name or username, or the whole address; exact matches
+    alone when there are any), a student themselves, staff and services by exact username or
+    address (the LMS directory)."""
     if not isinstance(query, str) or not query.strip() or len(query) > MAX_QUERY_CHARS \
             or "\x00" in query:
         raise BadArgument(f"query must be 1 to {MAX_QUERY_CHARS} characters of a name, "
@@ -264,7 +265,9 @@ def find_student(caller: AgentCaller, query: Any) -> dict:
                      "batch": {"id": person.batch_id, "name": person.batch_name}
                      if person.batch_id else None}] \
                 if any(needle in m for m in mine) else []
-        rows = _sharing_only(rows)[:MAX_MATCHES]
+        exact = [r for r in rows if needle in (r["username"].lower(), r["display_name"].lower(),
+                                               (r["email"] or "").lower())]
+        rows = _sharing_only(exact or rows)[:MAX_MATCHES]
         matches = [_shown(caller, {"id": r["id"], "display_name": r["display_name"],
                                    "username": r["username"], "email": r["email"],
                                    "batch": (r["batch"] or {}).get("name")}) for r in rows]

@@ -25,6 +25,8 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from flask import Flask
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from . import answers
@@ -122,9 +124,6 @@ def leave_call(key: str) -> None:
 def build_server(app: Flask):
     """The SDK server with the six tools; each runs in ``app``'s context for the caller the
     view authenticated."""
-    from mcp.server.mcpserver import Context, MCPServer
-    from mcp.server.mcpserver.exceptions import ToolError
-
     server = MCPServer("lms-context", title="LMS academic context",
                        instructions=INSTRUCTIONS, version="1")
 
