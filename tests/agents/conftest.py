@@ -143,3 +143,52 @@ def mcp_agent(live_server, page):
         return run
 
     return run_agent
+
+
+def register_agent(client, **metadata) -> dict:
+    """RFC 7591 registration through the endpoint; returns the client information."""
+    body = {"client_name": "Test agent", "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "none", **metadata}
+    response = client.post("/oauth/register", json=body)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    return response.json
+
+
+def authorize_code(client, client_id: str, *, resource: str | None, scope: str = "lms.context",
+                   challenge: str) -> str:
+    """The code of a signed-in test client after allowing on the consent page."""
+    import re
+    from html import unescape
+
+    query = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
+             "scope": scope, "state": "s1", "code_challenge": challenge,
+             "code_challenge_method": "S256"}
+    if resource is not None:
+        query["resource"] = resource
+    page = client.get("/oauth/authorize", query_string=query)
+    assert page.status_code == 200, page.get_data(as_text=True)[:500]
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
+    response = client.post("/oauth/authorize/consent", data={
+        **query, "csrf_token": csrf.group(1), "decision": "allow"})
+    location = unescape(re.search(r'url=([^"]+)"', response.get_data(as_text=True)).group(1))
+    return parse_qs(urlsplit(location).query)["code"][0]
+
+
+def bound_token(app, login: str, *, resource: str | None, scope: str = "lms.context") -> dict:
+    """A real token from the bridge's endpoints (registration, sign-in, consent, token), for
+    ``login``, bound to ``resource`` (None: an unbound token)."""
+    from tests.helpers import client_login, pkce_pair
+
+    client = app.test_client()
+    info = register_agent(client, scope=scope)
+    client_login(client, login)
+    verifier, challenge = pkce_pair()
+    code = authorize_code(client, info["client_id"], resource=resource, scope=scope,
+                          challenge=challenge)
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+            "client_id": info["client_id"], "code_verifier": verifier}
+    if resource is not None:
+        form["resource"] = resource
+    response = client.post("/oauth/token", data=form)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return {**response.json, "client_id": info["client_id"]}
