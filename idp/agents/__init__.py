@@ -45,6 +45,7 @@ def init_app(app: Flask) -> None:
     from .pages import bp as pages_bp
     from .views import MCP_PATH
     from .views import bp as mcp_bp
+    from .zulip_bot import bp as zulip_bp
 
     settings = load_agents_settings(app.config["IDP_ENV"])
     app.extensions["agents"] = AgentsExtension(settings)
@@ -55,6 +56,7 @@ def init_app(app: Flask) -> None:
             scopes=REGISTRATION_SCOPES, default_scope="lms.context"))
     app.register_blueprint(mcp_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(zulip_bp)
     app.cli.add_command(agents_cli)
     add_start_link(app, StartLink(
         "AI assistants and my data", url=lambda: url_for("agents_pages.privacy"),
