@@ -24,6 +24,7 @@ class AgentsExtension:
     """``app.extensions["agents"]``."""
 
     settings: AgentsSettings
+    graphql_schema: object = None
 
 
 @agents_cli.command("approve-client")
@@ -42,13 +43,15 @@ def init_app(app: Flask) -> None:
     from ..oidc.registration import RegistrationPolicy, enable_registration
     from ..oidc.resource_indicators import register_resource
     from . import models  # noqa: F401  (table registered on db.metadata)
+    from .graphql_api import bp as graphql_bp
+    from .graphql_api import build_schema
     from .pages import bp as pages_bp
     from .views import MCP_PATH
     from .views import bp as mcp_bp
     from .zulip_bot import bp as zulip_bp
 
     settings = load_agents_settings(app.config["IDP_ENV"])
-    app.extensions["agents"] = AgentsExtension(settings)
+    app.extensions["agents"] = AgentsExtension(settings, build_schema(settings))
     register_resource(app, app.config["IDP"].issuer + MCP_PATH)
     if settings.registration != "off":
         enable_registration(app, RegistrationPolicy(
@@ -57,6 +60,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(mcp_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(zulip_bp)
+    app.register_blueprint(graphql_bp)
     app.cli.add_command(agents_cli)
     add_start_link(app, StartLink(
         "AI assistants and my data", url=lambda: url_for("agents_pages.privacy"),
