@@ -281,6 +281,11 @@ def find_student(caller: AgentCaller, query: Any) -> dict:
 
 
 # -- plain-language summaries ----------------------------------------------------------------
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def _pct(value: float | None) -> str:
     return "no score yet" if value is None else f"{value:.1f}%"
 
@@ -291,7 +296,7 @@ def profile_summary(value: dict) -> str:
              + (f" ({student['batch']['name']})" if student.get("batch") else "")
              + f": average {_pct(metrics['average_score'])}"]
     if metrics.get("percentile_rank") is not None:
-        parts.append(f"{metrics['percentile_rank']:.0f}th percentile of the batch")
+        parts.append(f"{_ordinal(round(metrics['percentile_rank']))} percentile of the batch")
     parts.append(f"streak {metrics['current_streak'] or 0} days "
                  f"(best {metrics['highest_streak'] or 0})")
     if value["struggling_subjects"]:

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..context.access import SCOPE, Viewer
 from ..context.audit import record_read
-from ..extensions import csrf
+from ..extensions import csrf, db
 from ..lms.db import LMSUnavailable
 from ..oidc.resource import BearerError, check_access_token
 from .answers import EMAIL_SCOPE, AgentCaller
@@ -54,9 +54,11 @@ def _challenge(status: int, error: str | None, description: str) -> Response:
     return response
 
 
-@bp.route(MCP_PATH, methods=["GET", "POST", "DELETE"])
+@bp.route(MCP_PATH, methods=["POST"])
 def mcp_endpoint() -> Response:
-    """Streamable HTTP: authenticate, then let the SDK answer the JSON-RPC message."""
+    """Streamable HTTP: authenticate, then let the SDK answer the JSON-RPC message. Only POST:
+    a stateless server opens no event stream and has no session to end, so GET and DELETE
+    answer 405 (MCP 2025-06-18 "Transports" §2.2.3, §2.5.5)."""
     header = request.headers.get("Authorization")
     if header is None:
         return _challenge(401, None, f"Send an OAuth bearer token for {mcp_resource()} with "
@@ -68,6 +70,7 @@ def mcp_endpoint() -> Response:
         return _challenge(refused.status, refused.error, refused.description)
     except LMSUnavailable:
         return _challenge(503, "temporarily_unavailable", "The LMS cannot be reached.")
+    db.session.rollback()   # end the token lookup's transaction: no snapshot held during the call
     caller = AgentCaller(Viewer(person, "token", client_id=grant.client_id), grant.scopes,
                          "mcp")
     bridge = get_bridge(current_app._get_current_object(), _issuer(), MCP_PATH)

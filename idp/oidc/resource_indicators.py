@@ -108,7 +108,9 @@ class ResourceIndicator:
                             self.validate_authorization)
         grant.register_hook("after_authorization_response", self.bind_code)
         grant.register_hook("after_validate_token_request", self.validate_token)
-        grant.register_hook("after_create_token_response", self.bind_service_token)
+        if grant.GRANT_TYPE == "client_credentials":
+            # Authlib runs no hook around this grant's token request: bind while saving.
+            grant.save_token = self._binding_save(grant, grant.save_token)
 
     @staticmethod
     def validate_authorization(grant, *_) -> None:
@@ -133,20 +135,23 @@ class ResourceIndicator:
         previous = getattr(grant.request, "refresh_token", None)
         family = code.code_hash if code is not None else \
             previous.family_id if previous is not None else None
-        if family is None:
-            grant.request.resource = requested   # client credentials: bound after issue
-            return
-        if requested is not None and requested != bound_resource(family):
+        if family is not None and requested is not None and requested != bound_resource(family):
             raise InvalidTargetError("The grant was not issued for this resource.")
 
     @staticmethod
-    def bind_service_token(grant, result) -> None:
-        resource = getattr(grant.request, "resource", None)
-        if not resource or grant.GRANT_TYPE != "client_credentials":
-            return
-        _status, token, _headers = result
-        row = db.session.connection().execute(text(
-            "SELECT family_id FROM oidc_tokens WHERE access_token_hash = :hash"),
-            {"hash": token_digest(token["access_token"])}).first()
-        if row is not None:
-            bind(row[0], resource)
+    def _binding_save(grant, save_token):
+        """Client credentials (§2.2 without a prior grant): check ``resource`` before the
+        token is stored, then bind its new family."""
+
+        def save_and_bind(token: dict) -> None:
+            resource = _requested(grant)
+            save_token(token)
+            if resource is None:
+                return
+            row = db.session.connection().execute(text(
+                "SELECT family_id FROM oidc_tokens WHERE access_token_hash = :hash"),
+                {"hash": token_digest(token["access_token"])}).first()
+            if row is not None:
+                bind(row[0], resource)
+
+        return save_and_bind

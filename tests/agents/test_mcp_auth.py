@@ -203,3 +203,48 @@ def test_mentor_removed_from_the_lms_loses_the_agent(app, live_server, mcp_url, 
             "SELECT count(*) FROM oidc_tokens WHERE subject = 'mentor:1' "
             "AND revoked_at IS NULL")).scalar()
     assert revoked == 0
+
+
+def test_service_token_bound_to_mcp_reaches_every_student(app, live_server, mcp_url):
+    from tests.context.conftest import basic_auth, register_client
+
+    client_id, secret = register_client(app, "mcp-service", redirect_uris=[],
+                                        grant_types=["client_credentials"],
+                                        scopes=["lms.context"])
+    response = requests.post(live_server + "/oauth/token", headers=basic_auth(client_id, secret),
+                             data={"grant_type": "client_credentials", "scope": "lms.context",
+                                   "resource": mcp_url})
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    run = mcp_calls_with_token(live_server, token, [("get_student_profile", {"student_id": 7})])
+    assert not run.results[0].is_error
+    api = requests.get(live_server + "/api/v1/lms/students/7/profile",
+                       headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 401
+    wrong = requests.post(live_server + "/oauth/token", headers=basic_auth(client_id, secret),
+                          data={"grant_type": "client_credentials", "scope": "lms.context",
+                                "resource": "https://elsewhere.example/mcp"})
+    assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_target"
+
+
+def test_get_and_unknown_methods_on_mcp(app, mcp_url):
+    token = bound_token(app, "mentor1", resource=mcp_url)["access_token"]
+    stream = requests.get(mcp_url, headers={"Authorization": f"Bearer {token}",
+                                            "Accept": "text/event-stream"}, timeout=10)
+    assert stream.status_code == 405
+    assert requests.put(mcp_url, headers={"Authorization": f"Bearer {token}"}).status_code == 405
+
+
+def test_hostile_json_rpc_bodies_are_protocol_errors(app, mcp_url):
+    token = bound_token(app, "mentor1", resource=mcp_url)["access_token"]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+               "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2025-06-18"}
+    for body in (b"", b"{", b"[]", b"null", b'{"jsonrpc": "2.0"}', b"\xff\xfe" * 10,
+                 b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": 5}'):
+        response = requests.post(mcp_url, headers=headers, data=body, timeout=10)
+        assert 400 <= response.status_code < 500 or (
+            response.status_code == 200 and "error" in response.json()), (body, response.text)
+    wrong_host = requests.post(mcp_url, data=b"{}", headers={**headers, "Host": "evil.example"},
+                               timeout=10)
+    assert wrong_host.status_code in (400, 403, 421)
