@@ -114,48 +114,42 @@ def _freshness(answer) -> dict:
 
 
 # -- tools ---------------------------------------------------------------------------------
-def student_profile(caller: AgentCaller, student_id: Any) -> dict:
+def _about_student(caller: AgentCaller, tool: str, student_id: Any,
+                   load: Callable[[ContextService, int], Any],
+                   shape: Callable[[dict], dict]) -> dict:
+    """One visible student's answer from ``load`` (a context-service read), shaped by
+    ``shape`` (full answer → the tool's fields and summary), e-mails removed unless allowed."""
     sid = student_id_argument(student_id)
 
     def work() -> dict:
         _check_visible(caller, sid)
-        answer = _service().profile(sid)
+        answer = load(_service(), sid)
         if answer is None:
             raise NotVisible()
-        value = _shown(caller, answer.value)
-        return {**value, **_freshness(answer), "summary": profile_summary(answer.value)}
+        shaped = shape(answer.value)
+        summary = shaped.pop("summary")
+        return {**_shown(caller, shaped), **_freshness(answer), "summary": summary}
 
-    return _audited(caller, "get_student_profile", f"student:{sid}", work)
+    return _audited(caller, tool, f"student:{sid}", work)
+
+
+def student_profile(caller: AgentCaller, student_id: Any) -> dict:
+    return _about_student(caller, "get_student_profile", student_id, ContextService.profile,
+                          lambda v: {**v, "summary": profile_summary(v)})
 
 
 def student_performance(caller: AgentCaller, student_id: Any) -> dict:
-    sid = student_id_argument(student_id)
-
-    def work() -> dict:
-        _check_visible(caller, sid)
-        answer = _service().performance(sid)
-        if answer is None:
-            raise NotVisible()
-        value = _shown(caller, answer.value)
-        return {**value, **_freshness(answer), "summary": performance_summary(answer.value)}
-
-    return _audited(caller, "get_student_performance", f"student:{sid}", work)
+    return _about_student(caller, "get_student_performance", student_id,
+                          ContextService.performance,
+                          lambda v: {**v, "summary": performance_summary(v)})
 
 
 def learning_patterns(caller: AgentCaller, student_id: Any) -> dict:
-    sid = student_id_argument(student_id)
-
-    def work() -> dict:
-        _check_visible(caller, sid)
-        answer = _service().performance(sid)
-        if answer is None:
-            raise NotVisible()
-        patterns = answer.value["learning_patterns"]
-        student = _shown(caller, answer.value["student"])
-        return {"student": student, **patterns, **_freshness(answer),
-                "summary": patterns_summary(answer.value["student"]["display_name"], patterns)}
-
-    return _audited(caller, "get_learning_patterns", f"student:{sid}", work)
+    return _about_student(
+        caller, "get_learning_patterns", student_id, ContextService.performance,
+        lambda v: {"student": v["student"], **v["learning_patterns"],
+                   "summary": patterns_summary(v["student"]["display_name"],
+                                               v["learning_patterns"])})
 
 
 def _mentor_id(caller: AgentCaller) -> int:

@@ -27,6 +27,7 @@ from ..extensions import csrf, db
 from ..net import client_ip
 from .clients import ClientError, create_client
 from .server import forget_clients
+from .views import _json, discovery
 
 bp = Blueprint("oauth_registration", __name__)
 csrf.exempt(bp)
@@ -64,16 +65,6 @@ def enable_registration(app, policy: RegistrationPolicy) -> None:
 
 def _policy() -> RegistrationPolicy | None:
     return current_app.extensions.get("oauth_registration")
-
-
-def _json(payload: dict, status: int, headers: dict | None = None) -> Response:
-    response = current_app.response_class(json.dumps(payload), status=status,
-                                          mimetype="application/json")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
 
 
 def _error(error: str, description: str, status: int = 400, headers: dict | None = None):
@@ -203,8 +194,6 @@ def approve(client_id: str) -> bool:
 def authorization_server_metadata() -> Response:
     """RFC 8414 §3: the OIDC discovery document plus the registration endpoint (when open)
     and the PKCE and resource-indicator facts MCP clients look for."""
-    from .views import discovery
-
     document = json.loads(discovery().get_data())
     if _policy() is not None:
         document["registration_endpoint"] = document["issuer"] + url_for(

@@ -11,20 +11,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.context.conftest import _fresh_context  # noqa: F401  (autouse: clean caches)
 from tests.helpers import DEMO_PASSWORD
 
 REDIRECT = "http://127.0.0.1:33418/callback"
 DEADLINE = 60
-
-
-@pytest.fixture(autouse=True)
-def _fresh_context(app):
-    service = app.extensions["context"].service
-    service.cache.clear()
-    service.breaker.reset()
-    yield
-    service.cache.clear()
-    service.breaker.reset()
 
 
 @dataclass
