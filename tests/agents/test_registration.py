@@ -93,8 +93,24 @@ def test_registration_behind_approval(make_app):
     assert unknown.exit_code != 0
 
 
-def test_bad_setting_stops_start(make_app):
+@pytest.mark.parametrize("variable, value", [
+    ("IDP_AGENTS_REGISTRATION", "maybe"), ("IDP_AGENTS_REGISTRATIONS_PER_HOUR", "0"),
+    ("IDP_AGENTS_SHARE_DEFAULT", "perhaps"), ("ZULIP_CONTEXT_BOT_TOKEN", "short"),
+    ("IDP_GRAPHQL_MAX_DEPTH", "1"), ("IDP_GRAPHQL_INTROSPECTION", "2")])
+def test_bad_setting_stops_start(make_app, variable, value):
     from idp.config import ConfigError
 
-    with pytest.raises(ConfigError, match="IDP_AGENTS_REGISTRATION"):
-        make_app(IDP_AGENTS_REGISTRATION="maybe")
+    with pytest.raises(ConfigError, match=variable):
+        make_app(**{variable: value})
+
+
+@pytest.mark.parametrize("challenge, method", [(None, None), ("x" * 43, "plain")])
+def test_registered_clients_must_use_pkce_s256(client, challenge, method):
+    info = register_agent(client)
+    client_login(client, "mentor1")
+    query = {"response_type": "code", "client_id": info["client_id"], "redirect_uri": REDIRECT,
+             "scope": "lms.context", "state": "s"}
+    if challenge:
+        query.update(code_challenge=challenge, code_challenge_method=method)
+    response = client.get("/oauth/authorize", query_string=query)
+    assert response.status_code == 302 and "error=invalid_request" in response.headers["Location"]
