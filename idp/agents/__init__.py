@@ -39,6 +39,20 @@ def approve_client(client_id: str) -> None:
     click.echo(f"approved {client_id}")
 
 
+@agents_cli.command("prune")
+@click.option("--unused-days", type=click.IntRange(1, 3650), default=30, show_default=True,
+              help="remove dynamically registered clients this old that hold no token")
+def prune(unused_days: int) -> None:
+    """Delete dead RFC 8707 bindings and abandoned dynamically registered clients."""
+    from ..oidc.registration import prune_registrations
+    from ..oidc.resource_indicators import prune_bindings
+
+    clients = prune_registrations(unused_days)
+    bindings = prune_bindings()
+    db.session.commit()
+    click.echo(f"removed {clients} unused registered clients, {bindings} resource bindings")
+
+
 def init_app(app: Flask) -> None:
     from ..oidc.registration import RegistrationPolicy, enable_registration
     from ..oidc.resource_indicators import register_resource

@@ -203,3 +203,23 @@ def authorization_server_metadata() -> Response:
     response.headers["Cache-Control"] = "public, max-age=300"
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
+
+
+def prune_registrations(unused_days: int) -> int:
+    """Remove dynamically registered clients created more than ``unused_days`` ago that hold
+    no token any more (abandoned agents; their codes and registration rows go with them)."""
+    from .clients import remove_client
+    from .models import OIDCClient, OIDCToken
+
+    horizon = clock.now() - dt.timedelta(days=unused_days)
+    stale = db.session.execute(
+        select(OIDCClient).join(OAuthClientRegistration,
+                                OAuthClientRegistration.client_id == OIDCClient.client_id)
+        .where(OAuthClientRegistration.created_at < horizon,
+               ~select(OIDCToken.id).where(OIDCToken.client_id == OIDCClient.client_id)
+               .exists())).scalars().all()
+    for client in stale:
+        remove_client(client)
+    if stale:
+        forget_clients()
+    return len(stale)

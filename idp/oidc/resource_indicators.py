@@ -155,3 +155,18 @@ class ResourceIndicator:
                 bind(row[0], resource)
 
         return save_and_bind
+
+
+def prune_bindings() -> int:
+    """Delete bindings older than a day whose family has no token row left and whose code (if
+    any) is gone (``flask agents prune``; tokens are pruned by ``flask oidc prune``)."""
+    horizon = clock.now() - dt.timedelta(days=1)
+    result = db.session.execute(text("""
+        DELETE FROM oauth_resource_bindings b
+         WHERE b.created_at < :horizon
+           AND NOT EXISTS (SELECT 1 FROM oidc_tokens t WHERE t.family_id = b.family_id)
+           AND NOT EXISTS (SELECT 1 FROM oidc_authorization_codes c
+                            WHERE c.code_hash = b.family_id)"""), {"horizon": horizon})
+    with _LOCK:
+        _BINDINGS.clear()
+    return result.rowcount or 0

@@ -114,3 +114,31 @@ def test_registered_clients_must_use_pkce_s256(client, challenge, method):
         query.update(code_challenge=challenge, code_challenge_method=method)
     response = client.get("/oauth/authorize", query_string=query)
     assert response.status_code == 302 and "error=invalid_request" in response.headers["Location"]
+
+
+def test_prune_removes_abandoned_clients_and_dead_bindings(app, live_server):
+    from idp.extensions import db
+    from tests.agents.conftest import bound_token
+
+    used = bound_token(app, "mentor1", resource=live_server + "/mcp")
+    abandoned = register_agent(app.test_client())
+    runner = app.test_cli_runner()
+    with app.app_context():
+        db.session.execute(db.text(
+            "UPDATE oauth_client_registrations SET created_at = now() - interval '40 days'"))
+        db.session.execute(db.text(
+            "UPDATE oauth_resource_bindings SET created_at = now() - interval '2 days'"))
+        db.session.commit()
+    result = runner.invoke(args=["agents", "prune"])
+    assert result.exit_code == 0, result.output
+    assert "removed 1 unused registered clients, 0 resource bindings" in result.output
+    with app.app_context():
+        from idp.oidc.clients import find_client
+
+        assert find_client(abandoned["client_id"]) is None
+        assert find_client(used["client_id"]) is not None
+        db.session.execute(db.text("DELETE FROM oidc_tokens"))
+        db.session.execute(db.text("DELETE FROM oidc_authorization_codes"))
+        db.session.commit()
+    result = runner.invoke(args=["agents", "prune"])
+    assert "removed 1 unused registered clients, 1 resource bindings" in result.output
