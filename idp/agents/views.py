@@ -26,6 +26,7 @@ bp = Blueprint("agents_mcp", __name__)
 csrf.exempt(bp)
 
 MCP_PATH = "/mcp"
+MAX_BODY_BYTES = 256 * 1024   # a JSON-RPC call to these tools is a few hundred bytes
 METADATA_PATH = "/.well-known/oauth-protected-resource"
 
 
@@ -71,6 +72,12 @@ def mcp_endpoint() -> Response:
     except LMSUnavailable:
         return _challenge(503, "temporarily_unavailable", "The LMS cannot be reached.")
     db.session.rollback()   # end the token lookup's transaction: no snapshot held during the call
+    if request.content_length is None or request.content_length > MAX_BODY_BYTES:
+        response = jsonify({"jsonrpc": "2.0", "id": None, "error": {
+            "code": -32600, "message": f"Send a JSON-RPC message of at most {MAX_BODY_BYTES} "
+                                       f"bytes with a Content-Length."}})
+        response.status_code = 413 if request.content_length else 411
+        return response
     caller = AgentCaller(Viewer(person, "token", client_id=grant.client_id), grant.scopes,
                          "mcp")
     bridge = get_bridge(current_app._get_current_object(), _issuer(), MCP_PATH)

@@ -248,3 +248,18 @@ def test_hostile_json_rpc_bodies_are_protocol_errors(app, mcp_url):
     wrong_host = requests.post(mcp_url, data=b"{}", headers={**headers, "Host": "evil.example"},
                                timeout=10)
     assert wrong_host.status_code in (400, 403, 421)
+
+
+def test_oversize_body_and_a_forged_caller_header(app, mcp_url):
+    token = bound_token(app, "mentor1", resource=mcp_url)["access_token"]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+               "Accept": "application/json, text/event-stream"}
+    big = requests.post(mcp_url, headers=headers, data=b" " * (300 * 1024), timeout=10)
+    assert big.status_code == 413 and big.json()["error"]["code"] == -32600
+    forged = _initialize(mcp_url)
+    assert forged.status_code == 401
+    response = requests.post(mcp_url, timeout=10, headers={
+        **headers, "MCP-Protocol-Version": "2025-06-18", "X-Bridge-Agent-Call": "guess"},
+        json={"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+              "params": {"name": "get_student_profile", "arguments": {"student_id": 1}}})
+    assert response.status_code == 200 and not response.json()["result"].get("isError")
