@@ -27,7 +27,7 @@ from .people import RoleMapping
 __all__ = ["ConfigError", "create_app"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FEATURES = ("login", "saml", "oidc", "provisioning", "context")
+FEATURES = ("login", "saml", "oidc", "provisioning", "context", "agents")
 
 
 

@@ -38,6 +38,7 @@ def init_app(app: Flask) -> None:
     from . import models  # noqa: F401  (tables registered on db.metadata)
     from .account import bp as account_bp
     from .cli import oidc_cli
+    from .registration import bp as registration_bp
     from .server import OIDCState, build_server
     from .settings import load_oidc_settings
     from .tokens import prune
@@ -50,6 +51,7 @@ def init_app(app: Flask) -> None:
     add_start_link(app, StartLink(
         "Connected apps", lambda: url_for("oidc_account.connected_apps"),
         "applications you allowed to use your account"))
+    app.register_blueprint(registration_bp)
     app.cli.add_command(oidc_cli)
     person_deprovisioned.connect(_revoke_person, weak=False)
     app.extensions["login_form_targets"].append(login_form_targets)

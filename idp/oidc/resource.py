@@ -36,10 +36,14 @@ class BearerError(Exception):
         self.status, self.error, self.description = status, error, description
 
 
-def check_access_token(authorization_header: str | None, required_scope: str | None):
+def check_access_token(authorization_header: str | None, required_scope: str | None,
+                       audience: str | None = None):
     """The token row behind ``Authorization: Bearer <token>``, its :class:`BearerGrant` and the
     person it speaks for (None for a service token), as ``(row, grant, person)``. Raises
-    :class:`BearerError`. The person is read from the LMS now."""
+    :class:`BearerError`. The person is read from the LMS now. A token bound to a resource
+    (RFC 8707) is accepted only by that resource: ``audience`` None accepts unbound tokens
+    only."""
+    from .resource_indicators import bound_resource
     from .tokens import access_token_active, find_by_access_token
 
     if not authorization_header:
@@ -54,6 +58,9 @@ def check_access_token(authorization_header: str | None, required_scope: str | N
         raise BearerError(401, "invalid_token", "The access token is unknown.")
     if not access_token_active(row):
         raise BearerError(401, "invalid_token", "The access token expired or was revoked.")
+    if bound_resource(row.family_id) != audience:
+        raise BearerError(401, "invalid_token", "The access token was issued for another "
+                                                "resource.")
     person = None
     if row.subject is not None:
         person = get_directory().get_active(row.subject)

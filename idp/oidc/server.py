@@ -23,6 +23,7 @@ from .grants import (
     S256CodeChallenge,
 )
 from .models import OIDCClient
+from .resource_indicators import ResourceIndicator
 from .settings import OIDCSettings
 from .tokens import new_family_id, store_token
 
@@ -112,9 +113,10 @@ def build_server(app: Flask, settings: OIDCSettings) -> AuthorizationServer:
         refresh_token_generator=lambda **_: new_token(48),
         expires_generator=lambda client, grant_type: lifetime))
     server.register_grant(AuthorizationCodeGrant,
-                          [S256CodeChallenge(required=True), OpenIDCode(require_nonce=False)])
-    server.register_grant(RefreshTokenGrant)
-    server.register_grant(ClientCredentialsGrant)
+                          [S256CodeChallenge(required=True), OpenIDCode(require_nonce=False),
+                           ResourceIndicator()])
+    server.register_grant(RefreshTokenGrant, [ResourceIndicator()])
+    server.register_grant(ClientCredentialsGrant, [ResourceIndicator()])
     server.register_endpoint(TokenRevocation)
     server.register_endpoint(TokenIntrospection)
     protector = BearerProtector()

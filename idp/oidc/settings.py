@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..config import ConfigError, env_int, env_list
 from ..keys import RETIRED_GRACE
 
-BUILTIN_SCOPES = ("openid", "profile", "email", "lms.context")
+BUILTIN_SCOPES = ("openid", "profile", "email", "lms.context", "lms.context.email")
 ID_TOKEN_LIFETIME = 3600
 _SCOPE_TOKEN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 

@@ -27,7 +27,7 @@ def test_extra_scopes_are_advertised_and_grantable(make_app):
     app = make_app(IDP_OIDC_EXTRA_SCOPES="lms.reports")
     document = app.test_client().get("/.well-known/openid-configuration").get_json()
     assert document["scopes_supported"] == ["openid", "profile", "email", "lms.context",
-                                            "lms.reports"]
+                                            "lms.context.email", "lms.reports"]
 
 
 def _race(calls) -> list:
