@@ -149,7 +149,6 @@ def authorize_code(client, client_id: str, *, resource: str | None, scope: str =
                    challenge: str) -> str:
     """The code of a signed-in test client after allowing on the consent page."""
     import re
-    from html import unescape
 
     query = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
              "scope": scope, "state": "s1", "code_challenge": challenge,
@@ -161,8 +160,8 @@ def authorize_code(client, client_id: str, *, resource: str | None, scope: str =
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
     response = client.post("/oauth/authorize/consent", data={
         **query, "csrf_token": csrf.group(1), "decision": "allow"})
-    location = unescape(re.search(r'url=([^"]+)"', response.get_data(as_text=True)).group(1))
-    return parse_qs(urlsplit(location).query)["code"][0]
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return parse_qs(urlsplit(response.headers["Location"]).query)["code"][0]
 
 
 def bound_token(app, login: str, *, resource: str | None, scope: str = "lms.context") -> dict:
