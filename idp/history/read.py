@@ -1,0 +1,82 @@
+"""Reading the learning history back: decoded day rows for one student (``/me``, the rules)
+or, streamed, for everyone over the last N days (the nightly rule run)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from ..extensions import db
+from .models import HistorySnapshot as H
+from .snapshots import subject_names
+
+
+@dataclass(frozen=True)
+class Day:
+    """One student's standing at the end of one school day, in plain units."""
+
+    day: dt.date
+    attempts: int = 0
+    exams_taken: int | None = None
+    videos_watched: int | None = None
+    current_streak: int | None = None
+    best_streak: int | None = None
+    average: float | None = None          # percent
+    percentile: float | None = None       # 0-100 within the batch
+    last_attempt_day: dt.date | None = None
+    subjects: dict[str, float] = field(default_factory=dict)
+    batch_id: int | None = None
+    course_id: int | None = None
+
+
+_COLUMNS = (H.student_id, H.day, H.attempts, H.exams_taken, H.videos_watched, H.current_streak,
+            H.best_streak, H.average_tenths, H.percentile_tenths, H.last_attempt_day,
+            H.subject_tenths, H.batch_id, H.course_id)
+
+
+def _decode(row, names: dict[int, str]) -> Day:
+    subjects = {names.get(i + 1, f"subject {i + 1}"): v / 10.0
+                for i, v in enumerate(row.subject_tenths or ()) if v is not None}
+    return Day(day=row.day, attempts=row.attempts, exams_taken=row.exams_taken,
+               videos_watched=row.videos_watched, current_streak=row.current_streak,
+               best_streak=row.best_streak,
+               average=row.average_tenths / 10.0 if row.average_tenths is not None else None,
+               percentile=row.percentile_tenths / 10.0
+               if row.percentile_tenths is not None else None,
+               last_attempt_day=row.last_attempt_day, subjects=subjects,
+               batch_id=row.batch_id, course_id=row.course_id)
+
+
+def student_history(student_id: int, since: dt.date | None = None) -> list[Day]:
+    """One student's days, oldest first."""
+    query = select(*_COLUMNS).where(H.student_id == student_id)
+    if since is not None:
+        query = query.where(H.day >= since)
+    names = subject_names()
+    return [_decode(row, names) for row in db.session.execute(query.order_by(H.day))]
+
+
+def recent_histories(since: dt.date, student_ids: list[int] | None = None,
+                     chunk: int = 20000) -> Iterator[tuple[int, list[Day]]]:
+    """(student id, days oldest first) for everyone with a row since ``since``, streamed in
+    student order (the BRIN index on ``day`` keeps this to the last days' pages)."""
+    query = select(*_COLUMNS).where(H.day >= since)
+    if student_ids is not None:
+        query = query.where(H.student_id.in_(student_ids))
+    names = subject_names()
+    current: int | None = None
+    days: list[Day] = []
+    result = db.session.connection().execution_options(stream_results=True,
+                                                       max_row_buffer=chunk) \
+        .execute(query.order_by(H.student_id, H.day))
+    for row in result:
+        if row.student_id != current:
+            if current is not None:
+                yield current, days
+            current, days = row.student_id, []
+        days.append(_decode(row, names))
+    if current is not None:
+        yield current, days
