@@ -35,7 +35,10 @@ class HistorySnapshot(db.Model):
     videos_watched: Mapped[int | None] = mapped_column(Integer, nullable=True)
     current_streak: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
     best_streak: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
-    average_tenths: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    # sum of the scored attempts' percentages, in tenths: the average is sum / scored, and
+    # the mean of the attempts made between two days is exact (Δsum / Δscored)
+    scored_attempts: Mapped[int] = mapped_column(Integer)
+    score_sum_tenths: Mapped[int] = mapped_column(Integer)
     percentile_tenths: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
     last_attempt_day: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     # subject_tenths[i - 1] = average score (tenths) in subject id i, NULL if none

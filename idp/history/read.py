@@ -24,7 +24,13 @@ class Day:
     videos_watched: int | None = None
     current_streak: int | None = None
     best_streak: int | None = None
-    average: float | None = None          # percent
+    scored_attempts: int = 0
+    score_sum: float = 0.0                # sum of the scored attempts' percentages
+
+    @property
+    def average(self) -> float | None:
+        """Average score (percent) over every scored attempt so far."""
+        return self.score_sum / self.scored_attempts if self.scored_attempts else None
     percentile: float | None = None       # 0-100 within the batch
     last_attempt_day: dt.date | None = None
     subjects: dict[str, float] = field(default_factory=dict)
@@ -33,8 +39,8 @@ class Day:
 
 
 _COLUMNS = (H.student_id, H.day, H.attempts, H.exams_taken, H.videos_watched, H.current_streak,
-            H.best_streak, H.average_tenths, H.percentile_tenths, H.last_attempt_day,
-            H.subject_tenths, H.batch_id, H.course_id)
+            H.best_streak, H.scored_attempts, H.score_sum_tenths, H.percentile_tenths,
+            H.last_attempt_day, H.subject_tenths, H.batch_id, H.course_id)
 
 
 def _decode(row, names: dict[int, str]) -> Day:
@@ -43,7 +49,7 @@ def _decode(row, names: dict[int, str]) -> Day:
     return Day(day=row.day, attempts=row.attempts, exams_taken=row.exams_taken,
                videos_watched=row.videos_watched, current_streak=row.current_streak,
                best_streak=row.best_streak,
-               average=row.average_tenths / 10.0 if row.average_tenths is not None else None,
+               scored_attempts=row.scored_attempts, score_sum=row.score_sum_tenths / 10.0,
                percentile=row.percentile_tenths / 10.0
                if row.percentile_tenths is not None else None,
                last_attempt_day=row.last_attempt_day, subjects=subjects,

@@ -35,7 +35,8 @@ class DailyFacts:
     batch_id: int | None
     course_id: int | None
     attempts: int
-    average: float | None
+    scored_attempts: int
+    score_sum: float              # sum of the scored attempts' percentages
     last_attempt_at: dt.datetime | None
     percentile: float | None      # 0..1 within the batch, by average score
     exams_taken: int | None
@@ -54,6 +55,8 @@ def _daily_statement():
     day = bindparam("day", type_=Date)
     scores = (select(A.c.user_id, func.count().label("attempts"),
                      func.avg(A.c.percentage).label("average"),
+                     func.count(A.c.percentage).label("scored"),
+                     func.sum(A.c.percentage).label("score_sum"),
                      func.max(A.c.date).label("last_at"))
               .where(A.c.date < cutoff).group_by(A.c.user_id).cte("scores"))
     ranks = (select(S.c.id.label("student_id"),
@@ -76,7 +79,9 @@ def _daily_statement():
                 .group_by(per_subject.c.user_id).cte("subjects"))
     return (
         select(S.c.id, S.c.batch_id, B.c.course_id,
-               func.coalesce(scores.c.attempts, 0).label("attempts"), scores.c.average,
+               func.coalesce(scores.c.attempts, 0).label("attempts"),
+               func.coalesce(scores.c.scored, 0).label("scored"),
+               func.coalesce(scores.c.score_sum, 0).label("score_sum"),
                scores.c.last_at, ranks.c.rank, activity.c.total_exams_taken,
                activity.c.total_videos_watched, activity.c.current_streak,
                activity.c.highest_streak, subjects.c.names, subjects.c.averages)
@@ -113,7 +118,7 @@ class SqlHistorySource:
                 yield DailyFacts(
                     student_id=row.id, batch_id=row.batch_id, course_id=row.course_id,
                     attempts=row.attempts,
-                    average=float(row.average) if row.average is not None else None,
+                    scored_attempts=row.scored, score_sum=float(row.score_sum),
                     last_attempt_at=row.last_at,
                     percentile=float(row.rank) if row.rank is not None else None,
                     exams_taken=row.total_exams_taken,
