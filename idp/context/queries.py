@@ -12,7 +12,7 @@ from ..lms.academics import MENTOR_SORTS, SqlAcademics
 from . import insights
 
 __all__ = ["MENTOR_SORTS", "fetch_batch", "fetch_mentor", "fetch_mentor_students",
-           "fetch_metrics", "fetch_owner", "fetch_performance", "fetch_student",
+           "fetch_metrics", "fetch_owner", "fetch_performance", "fetch_roster", "fetch_student",
            "sort_roster"]
 
 # Sort keys → the roster field they order by.
@@ -43,6 +43,10 @@ def fetch_performance(engine: Engine, student_id: int, now: dt.datetime) -> dict
 
 def fetch_mentor(engine: Engine, mentor_id: int) -> dict | None:
     return SqlAcademics(engine).mentor(mentor_id)
+
+
+def fetch_roster(engine: Engine, mentor_id: int) -> list[dict]:
+    return SqlAcademics(engine).roster(mentor_id)
 
 
 def sort_roster(students: list[dict], sort: str, descending: bool) -> list[dict]:

@@ -75,9 +75,9 @@ def recent_histories(since: dt.date, student_ids: list[int] | None = None,
     names = subject_names()
     current: int | None = None
     days: list[Day] = []
-    result = db.session.connection().execution_options(stream_results=True,
-                                                       max_row_buffer=chunk) \
-        .execute(query.order_by(H.student_id, H.day))
+    result = db.session.execute(query.order_by(H.student_id, H.day),
+                                execution_options={"stream_results": True,
+                                                   "max_row_buffer": chunk})
     for row in result:
         if row.student_id != current:
             if current is not None:
