@@ -24,7 +24,8 @@ from .people import RoleMapping
 __all__ = ["ConfigError", "create_app"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FEATURES = ("login", "saml", "oidc", "provisioning", "context", "history", "attention")
+FEATURES = ("login", "saml", "oidc", "provisioning", "context", "history", "attention",
+            "nudges")
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")

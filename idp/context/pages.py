@@ -220,7 +220,10 @@ def student(raw_id: str) -> Response:
     zulip = current_app.extensions["context"].settings.zulip_url
     email = p["student"]["email"]
     dm_url = f"{zulip}/#narrow/dm/{quote(email, safe='@.')}" if zulip and email else None
-    return _page("context/student.html", profile=p, performance=perf, trend=trend,
+    extra: dict = {}
+    for section in current_app.extensions.get("student_sections", ()):
+        extra.update(section(viewer.person, student_id, owner.value))
+    return _page("context/student.html", profile=p, performance=perf, trend=trend, extra=extra,
                  subjects=subjects, weekday_chart=weekday_chart, dm_url=dm_url, stale=stale,
                  age=max(profile.age_seconds, performance.age_seconds),
                  back_url=url_for("context_pages.my_students")
