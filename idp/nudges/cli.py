@@ -18,7 +18,7 @@ from ..history.snapshots import last_complete_day
 from ..history.worker import run_once as history_step
 from ..lms.db import LMSUnavailable
 from ..lms.directory import get_directory
-from .delivery import deliver_due
+from .delivery import deliver
 from .plan import iter_plan_lines
 from .runs import ApprovalRefused, approve, plan_day, run_day
 
@@ -86,10 +86,10 @@ def _step(ext) -> None:
         log.info("nudge run %d for %s: %s, %d nudges, %d digests, %d suppressed", run.id, day,
                  run.status, run.nudges, run.digests, run.suppressed)
     if ext.sender is not None:
-        report = deliver_due(ext.settings, ext.sender, history.settings.timezone)
-        if report.sent or report.failed or report.errors:
-            log.info("nudges: %d sent, %d failed, %d to retry%s", report.sent, report.failed,
-                     report.retried, f"; {report.errors[-1]}" if report.errors else "")
+        report = deliver(ext.settings, ext.sender, history.settings.timezone)
+        if report is not None and report.touched:
+            log.info("nudges: %d sent, %d failed, %d to retry", report.delivered,
+                     report.failed, report.retried)
 
 
 @nudge_cli.command("deliver")
@@ -99,9 +99,12 @@ def deliver_command() -> None:
     if ext.sender is None:
         raise click.ClickException("no nudge bot configured: set ZULIP_NUDGE_BOT_EMAIL and "
                                    "ZULIP_NUDGE_BOT_API_KEY")
-    report = deliver_due(ext.settings, ext.sender, _tz())
-    click.echo(f"{report.sent} sent, {report.failed} failed, {report.retried} to retry"
-               + (" (quiet hours: nothing sent)" if report.quiet else ""))
+    report = deliver(ext.settings, ext.sender, _tz())
+    if report is None:
+        raise click.ClickException("another worker is delivering nudges right now")
+    click.echo(f"{report.delivered} sent, {report.failed} failed, {report.retried} to retry"
+               + (" (paused: quiet hours, Retry-After or Zulip down)" if report.blocked
+                  else ""))
 
 
 @nudge_cli.command("run")

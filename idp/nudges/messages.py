@@ -19,21 +19,15 @@ import requests
 import zulip
 
 from ..extensions import db
+from ..outbox import Refused as OutboxRefused
+from ..outbox import Transient
 from ..provisioning.models import LedgerAccount
 
 DIRECT_FROM_LEVEL = 174      # "direct" replaces "private" (Zulip 7.0)
 DM_NARROW_FROM_LEVEL = 177   # narrow operator "dm" replaces "pm-with"
 
 
-class Transient(Exception):
-    """Try again later (network, 5xx, 429); ``retry_after`` seconds when Zulip said so."""
-
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class Refused(Exception):
+class Refused(OutboxRefused):
     """Zulip refused for good (400 unknown or deactivated recipient, 403 the bot may not
     send there); ``cause`` names which."""
 

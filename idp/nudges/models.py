@@ -13,10 +13,10 @@ from ..extensions import db
 
 UTCDateTime = DateTime(timezone=True)
 
-# pending → sending → sent | failed | pending (retry); held → pending (approved);
-# suppressed (never sent: cause says why)
-PENDING, HELD, SENDING, SENT, FAILED, SUPPRESSED = (
-    "pending", "held", "sending", "sent", "failed", "suppressed")
+# pending (waiting for the end of quiet hours) → queued (in the outbox) → sent | failed;
+# held (the guard) → pending (approved); suppressed (never sent: ``cause`` says why)
+PENDING, HELD, QUEUED, SENT, FAILED, SUPPRESSED = (
+    "pending", "held", "queued", "sent", "failed", "suppressed")
 
 
 class NudgeRun(db.Model):
@@ -49,15 +49,16 @@ class Nudge(db.Model):
     cause: Mapped[str | None] = mapped_column(String(32), nullable=True)
     reason: Mapped[str] = mapped_column(Text)                # why, for plan and admin page
     content: Mapped[str] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # sends started
+    # set (committed on its own) just before each send: a later attempt that finds it set
+    # first asks Zulip whether the earlier one arrived
     claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     zulip_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
-    __table_args__ = (Index("ix_nudges_due", "status", "next_attempt_at"),
+    __table_args__ = (Index("ix_nudges_status", "status"),
                       Index("ix_nudges_recipient_created", "recipient", "created_at"))
 
 

@@ -23,7 +23,7 @@ from ..attention.wording import for_student
 from ..extensions import db
 from ..people import Person
 from .metrics import PLANNED, SUPPRESSED
-from .models import HELD, PENDING, SENDING, SENT, Nudge, NudgeMute, NudgePreference, NudgeRun
+from .models import HELD, PENDING, QUEUED, SENT, Nudge, NudgeMute, NudgePreference, NudgeRun
 from .models import SUPPRESSED as SUPPRESSED_STATUS
 from .settings import NudgeSettings
 from .templates import markdown_text, render
@@ -91,7 +91,7 @@ def _recent_counts(now: dt.datetime) -> dict[str, int]:
     """Student nudges sent or on their way per recipient in the last 7 days (the cap)."""
     rows = db.session.execute(
         select(Nudge.recipient, func.count()).where(
-            Nudge.kind == "student", Nudge.status.in_((PENDING, HELD, SENDING, SENT)),
+            Nudge.kind == "student", Nudge.status.in_((PENDING, HELD, QUEUED, SENT)),
             Nudge.created_at >= now - dt.timedelta(days=7)).group_by(Nudge.recipient))
     return dict(rows.all())
 
@@ -194,7 +194,7 @@ def record_run(plan: Plan, settings: NudgeSettings) -> NudgeRun:
     rows = [{"run_id": run.id, "kind": p.kind, "recipient": p.recipient, "email": p.email,
              "rule": p.rule, "period": p.period, "idempotency_key": p.idempotency_key,
              "status": (HELD if held and p.status == PENDING else p.status), "cause": p.cause,
-             "reason": p.reason, "content": p.content, "attempts": 0, "next_attempt_at": now,
+             "reason": p.reason, "content": p.content, "attempts": 0,
              "created_at": now} for p in plan.items]
     for start in range(0, len(rows), 2000):
         db.session.execute(insert(Nudge).values(rows[start:start + 2000])

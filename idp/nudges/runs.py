@@ -47,7 +47,7 @@ def approve(run_id: int, by: str) -> int:
     now = clock.now()
     released = db.session.execute(update(Nudge).where(Nudge.run_id == run_id,
                                                       Nudge.status == HELD)
-                                  .values(status=PENDING, next_attempt_at=now)).rowcount
+                                  .values(status=PENDING)).rowcount
     run.status, run.approved_at = "approved", now
     record("nudge_run_approved", "ok", None, run_id=run_id, by=by, released=released)
     db.session.commit()

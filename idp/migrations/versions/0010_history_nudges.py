@@ -77,7 +77,6 @@ def upgrade():
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("content", sa.Text(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", TS, nullable=False),
         sa.Column("claimed_at", TS, nullable=True),
         sa.Column("created_at", TS, nullable=False),
         sa.Column("sent_at", TS, nullable=True),
@@ -85,7 +84,7 @@ def upgrade():
         sa.Column("last_error", sa.Text(), nullable=True),
     )
     op.create_index("ix_nudges_run_id", "nudges", ["run_id"])
-    op.create_index("ix_nudges_due", "nudges", ["status", "next_attempt_at"])
+    op.create_index("ix_nudges_status", "nudges", ["status"])
     op.create_index("ix_nudges_recipient_created", "nudges", ["recipient", "created_at"])
     op.create_table(
         "nudge_preferences",
