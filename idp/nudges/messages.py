@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import requests
 import zulip
@@ -23,6 +23,7 @@ from ..outbox import Refused as OutboxRefused
 from ..outbox import Transient
 from ..provisioning.models import LedgerAccount
 
+API_VERSION = zulip.API_VERSTRING  # "v1/", as the client's own calls add it
 DIRECT_FROM_LEVEL = 174      # "direct" replaces "private" (Zulip 7.0)
 DM_NARROW_FROM_LEVEL = 177   # narrow operator "dm" replaces "pm-with"
 
@@ -59,7 +60,8 @@ class ZulipMessages:
         client.ensure_session()
         kwarg = "params" if method == "GET" else "data"
         try:
-            response = client.session.request(method, client.base_url + path,
+            response = client.session.request(method, urljoin(client.base_url,
+                                                              API_VERSION + path),
                                                timeout=self.timeout, **{kwarg: params})
         except (requests.RequestException, OSError) as exc:
             raise Transient(f"{path}: Zulip unreachable ({type(exc).__name__})") from exc
