@@ -141,6 +141,7 @@ def deliver(settings: NudgeSettings, sender: ZulipMessages, tz: zoneinfo.ZoneInf
         try:
             return outbox.channel(CHANNEL, policy(settings)).deliver(
                 db.session, {KIND: make_handler(settings, sender, tz)},
-                limit=limit or settings.rate_per_minute, on_outcome=_outcome)
+                limit=settings.rate_per_minute if limit is None else limit,
+                on_outcome=_outcome)
         finally:
             lock.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})

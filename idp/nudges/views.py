@@ -24,7 +24,7 @@ from .models import Nudge, NudgeMute, NudgePreference, NudgeRun
 from .runs import plan_day
 
 bp = Blueprint("nudges", __name__)
-STATUSES = ("pending", "held", "sending", "sent", "suppressed", "failed")
+STATUSES = ("pending", "held", "queued", "sent", "suppressed", "failed")
 
 
 def _signed_in() -> Person | ResponseReturnValue:

@@ -16,7 +16,7 @@ from idp.lms.directory import get_directory
 from idp.models import AuditEvent
 from idp.nudges.delivery import deliver
 from idp.nudges.models import Nudge, NudgeMute, NudgePreference, NudgeRun
-from idp.nudges.runs import approve, plan_day, run_day
+from idp.nudges.runs import plan_day, run_day
 from idp.nudges.templates import load_templates, markdown_text
 from idp.provisioning.models import LedgerAccount
 from tests.history.rows import yesterday
