@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from ..attention.rules import DEFAULTS
 from ..attention.rules import classify_subjects as _classify
 
 STRUGGLING_BELOW = 50.0      # a subject average under this is struggling, whatever else
@@ -27,14 +28,15 @@ def classify_subjects(subjects: list[dict]) -> dict[str, str]:
 
 
 def streak_broken(metrics: dict) -> bool:
-    """The current streak is 0 after having had one, or lower than at the previous snapshot
-    (a running streak only grows between snapshots)."""
+    """The streak was really reset, by the attention catalogue's rule (``streak_reset``): now
+    at most 1 day after a streak of at least 5 (at the previous snapshot, or the best one when
+    there is no previous snapshot). A streak that is merely shorter (29 → 25) is not broken."""
     current, previous = metrics.get("current_streak"), metrics.get("previous_streak")
-    if current is None:
+    limits = DEFAULTS["streak_reset"]
+    if current is None or current > limits["reset_to"]:
         return False
-    if current == 0 and (metrics.get("highest_streak") or 0) > 0:
-        return True
-    return previous is not None and current < previous
+    before = previous if previous is not None else metrics.get("highest_streak")
+    return (before or 0) >= limits["min_streak"]
 
 
 def scores_falling(metrics: dict) -> bool:
