@@ -35,13 +35,14 @@ def assess(settings: AttentionSettings, today: dt.date,
     ids = list(student_ids) if student_ids is not None else None
     if ids == []:
         return
-    for student_id, days in recent_histories(since, ids):
+    cache: dict = {}
+    for student_id, days in recent_histories(since, ids, subjects_on=today):
         days = [d for d in days if d.day <= today]
         if not days or days[-1].day != today:
             yield student_id, days, []
             continue
         course = (course_names or {}).get(days[-1].course_id) if days[-1].course_id else None
-        yield student_id, days, evaluate(Evidence(days, course), settings)
+        yield student_id, days, evaluate(Evidence(days, course), settings, cache)
 
 
 def assess_one(settings: AttentionSettings, today: dt.date, student_id: int,

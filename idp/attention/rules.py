@@ -256,16 +256,29 @@ CATALOGUE: dict[str, Rule] = {rule.name: rule for rule in (
 DEFAULTS = {name: dict(rule.defaults) for name, rule in CATALOGUE.items()}
 
 
-def evaluate(evidence: Evidence, settings: AttentionSettings) -> list[Finding]:
-    """Every rule on one student; findings most severe first (good news last)."""
+def thresholds_for(settings: AttentionSettings, batch_id: int | None,
+                   course_id: int | None) -> dict[str, Mapping[str, float]]:
+    """Every rule's thresholds for a student of this batch and course."""
+    return {rule.name: settings.thresholds(rule.name, rule.defaults, batch_id, course_id)
+            for rule in CATALOGUE.values()}
+
+
+def evaluate(evidence: Evidence, settings: AttentionSettings,
+             cache: dict | None = None) -> list[Finding]:
+    """Every rule on one student; findings most severe first (good news last). ``cache``
+    (a dict kept by the caller) keeps the thresholds per batch and course across students."""
     if not evidence.days:
         return []
     today = evidence.today
+    key = (today.batch_id, today.course_id)
+    limits = cache.get(key) if cache is not None else None
+    if limits is None:
+        limits = thresholds_for(settings, *key)
+        if cache is not None:
+            cache[key] = limits
     found = []
     for rule in CATALOGUE.values():
-        thresholds = settings.thresholds(rule.name, rule.defaults, today.batch_id,
-                                         today.course_id)
-        finding = rule.check(evidence, thresholds)
+        finding = rule.check(evidence, limits[rule.name])
         if finding is not None:
             found.append(finding)
     found.sort(key=lambda f: -RANK[f.severity])

@@ -7,14 +7,15 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from ..extensions import db
 from .models import HistorySnapshot as H
 from .snapshots import subject_names
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Day:
     """One student's standing at the end of one school day, in plain units."""
 
@@ -26,16 +27,16 @@ class Day:
     best_streak: int | None = None
     scored_attempts: int = 0
     score_sum: float = 0.0                # sum of the scored attempts' percentages
-
-    @property
-    def average(self) -> float | None:
-        """Average score (percent) over every scored attempt so far."""
-        return self.score_sum / self.scored_attempts if self.scored_attempts else None
     percentile: float | None = None       # 0-100 within the batch
     last_attempt_day: dt.date | None = None
     subjects: dict[str, float] = field(default_factory=dict)
     batch_id: int | None = None
     course_id: int | None = None
+
+    @property
+    def average(self) -> float | None:
+        """Average score (percent) over every scored attempt so far."""
+        return self.score_sum / self.scored_attempts if self.scored_attempts else None
 
 
 _COLUMNS = (H.student_id, H.day, H.attempts, H.exams_taken, H.videos_watched, H.current_streak,
@@ -65,24 +66,40 @@ def student_history(student_id: int, since: dt.date | None = None) -> list[Day]:
     return [_decode(row, names) for row in db.session.execute(query.order_by(H.day))]
 
 
-def recent_histories(since: dt.date, student_ids: list[int] | None = None,
-                     chunk: int = 20000) -> Iterator[tuple[int, list[Day]]]:
-    """(student id, days oldest first) for everyone with a row since ``since``, streamed in
-    student order (the BRIN index on ``day`` keeps this to the last days' pages)."""
-    query = select(*_COLUMNS).where(H.day >= since)
+def _arrays(since: dt.date, student_ids: list[int] | None):
+    """One row per student: the student id and one array per column, ordered by day."""
+    query = select(H.student_id, *(func.array_agg(aggregate_order_by(column, H.day)) for column in (
+        H.day, H.attempts, H.exams_taken, H.videos_watched, H.current_streak, H.best_streak,
+        H.scored_attempts, H.score_sum_tenths, H.percentile_tenths, H.last_attempt_day,
+        H.batch_id, H.course_id))).where(H.day >= since)
     if student_ids is not None:
         query = query.where(H.student_id.in_(student_ids))
+    return query.group_by(H.student_id).subquery("history")
+
+
+def recent_histories(since: dt.date, student_ids: list[int] | None = None,
+                     subjects_on: dt.date | None = None,
+                     chunk: int = 5000) -> Iterator[tuple[int, list[Day]]]:
+    """(student id, days oldest first) for everyone with a row since ``since``, streamed in
+    student order: one row of arrays per student (the BRIN index on ``day`` keeps the scan to
+    the last days' pages). Subject scores are decoded for the day ``subjects_on`` only (the
+    day the rules judge; no rule reads older ones)."""
+    history = _arrays(since, student_ids)
+    latest = H.__table__.alias("latest")
+    query = (select(history, latest.c.subject_tenths)
+             .select_from(history.outerjoin(latest, and_(
+                 latest.c.student_id == history.c.student_id,
+                 latest.c.day == (subjects_on or dt.date.min))))
+             .order_by(history.c.student_id))
     names = subject_names()
-    current: int | None = None
-    days: list[Day] = []
-    result = db.session.execute(query.order_by(H.student_id, H.day),
-                                execution_options={"stream_results": True,
-                                                   "max_row_buffer": chunk})
-    for row in result:
-        if row.student_id != current:
-            if current is not None:
-                yield current, days
-            current, days = row.student_id, []
-        days.append(_decode(row, names))
-    if current is not None:
-        yield current, days
+    result = db.session.execute(query, execution_options={"stream_results": True,
+                                                          "max_row_buffer": chunk})
+    for (student_id, days, attempts, exams, videos, streaks, bests, scored, sums, ranks,
+         lasts, batches, courses, subjects) in result:
+        out = [Day(day, attempts[i], exams[i], videos[i], streaks[i], bests[i], scored[i],
+                   sums[i] / 10.0, ranks[i] / 10.0 if ranks[i] is not None else None,
+                   lasts[i], {}, batches[i], courses[i]) for i, day in enumerate(days)]
+        if subjects and out[-1].day == subjects_on:
+            out[-1].subjects = {names.get(i + 1, f"subject {i + 1}"): v / 10.0
+                                for i, v in enumerate(subjects) if v is not None}
+        yield student_id, out

@@ -108,10 +108,11 @@ def take_snapshot(source: HistorySource, day: dt.date, tz: zoneinfo.ZoneInfo, *,
     for chunk in _chunks(source.daily_facts(day, day_end(day, tz)), CHUNK):
         ids = _subject_ids(name for facts in chunk for name in facts.subjects)
         rows = [_row(day, facts, ids, tz) for facts in chunk]
-        result = db.session.execute(pg_insert(HistorySnapshot).values(rows)
-                                    .on_conflict_do_nothing())
+        # executemany of one cached statement (SQLAlchemy batches it into multi-row INSERTs)
+        result = db.session.execute(pg_insert(HistorySnapshot).on_conflict_do_nothing()
+                                    .returning(HistorySnapshot.student_id), rows)
         students += len(rows)
-        inserted += result.rowcount
+        inserted += len(result.all())
     seconds = time.perf_counter() - started
     db.session.execute(pg_insert(HistoryDay).values(
         day=day, taken_at=clock.now(), students=students, seconds=seconds, origin=origin)

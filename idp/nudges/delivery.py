@@ -127,7 +127,7 @@ def _outcome(message, outcome: str, note: str | None) -> None:
 def policy(settings: NudgeSettings) -> outbox.RetryPolicy:
     return outbox.RetryPolicy(base=settings.retry_base, maximum=3600.0,
                               max_attempts=settings.max_attempts, breaker_failures=5,
-                              breaker_cooldown=60.0)
+                              breaker_cooldown=5.0)
 
 
 def deliver(settings: NudgeSettings, sender: ZulipMessages, tz: zoneinfo.ZoneInfo, *,
