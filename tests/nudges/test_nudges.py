@@ -218,3 +218,33 @@ def test_templates_can_be_overridden_and_are_checked(tmp_path):
 def test_lms_text_cannot_format_the_message():
     assert markdown_text("*Ana* [x](http://evil) @**all**") == \
         "\\*Ana\\* \\[x\\]\\(http\\://evil\\) \\@\\*\\*all\\*\\*"
+
+
+def _sample(text: str, name: str, **labels) -> float:
+    for line in text.splitlines():
+        if line.startswith((name + "{", name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_outcomes_suppressions_and_digests(napp, findings, zulip):
+    realm, _ = zulip
+    realm.forbidden.add(STUDENT_IDS + 4)
+    db.session.add(NudgePreference(subject="student:2", nudges_off=True,
+                                   updated_at=clock.now()))
+    db.session.commit()
+    before = napp.test_client().get("/metrics").get_data(as_text=True)
+    run(napp)
+    send_all(napp)
+    after = napp.test_client().get("/metrics").get_data(as_text=True)
+
+    def grew(name: str, **labels) -> float:
+        return _sample(after, name, **labels) - _sample(before, name, **labels)
+
+    assert grew("idp_nudges_suppressed_total", cause="opted_out") == 1
+    assert grew("idp_nudges_delivered_total", kind="student", rule="course_not_started",
+                outcome="sent") == 1
+    assert grew("idp_nudges_delivered_total", kind="student", rule="personal_best",
+                outcome="failed") == 1
+    assert grew("idp_nudge_digests_sent_total") == 1
+    assert grew("idp_nudges_planned_total", kind="digest", rule="digest") == 1
