@@ -16,8 +16,8 @@ def _subjects(numbers: dict) -> str:
 
 
 _TO_STUDENT = {
-    "streak_reset": lambda n: (f"Your {_days(n['streak_before'])} streak was reset. One short "
-                               f"session today starts a new one."),
+    "streak_reset": lambda n: (f"Your streak of {_days(n['streak_before'])} was reset. One "
+                               f"short session today starts a new one."),
     "no_activity": lambda n: (f"It has been {_days(n['days_idle'])} since your last practice "
                               f"test. A short one today keeps the momentum."),
     "scores_declining": lambda n: (f"Your recent scores have slipped from about "

@@ -119,3 +119,17 @@ def test_hostile_queries_are_400_pages(mentor, query):
 def test_students_cannot_export(client):
     client_login(client, "student1")
     assert client.get("/mentor/students.csv").status_code == 403
+
+
+def test_struggling_subject_from_the_snapshot_arrays(mentor, app_ctx):
+    """Subject averages travel as an array indexed by the subject catalogue."""
+    from idp.extensions import db
+    from idp.history.models import HistorySubject
+
+    db.session.add_all([HistorySubject(id=1, name="Physics"), HistorySubject(id=2,
+                                                                             name="Biology")])
+    db.session.commit()
+    put_history(1, 2, subject_tenths=[[700, 720], [455, 720]])
+    html = mentor.get("/mentor?finding=struggling_subject").get_data(as_text=True)
+    assert [int(i) for i in ROW.findall(html)] == [1]
+    assert "Struggling in Physics (46%), against 59% across all subjects." in html
