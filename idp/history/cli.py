@@ -22,7 +22,8 @@ def _ext():
     return current_app.extensions["history"]
 
 
-def _day(value: str | None) -> dt.date | None:
+def parse_day(value: str | None) -> dt.date | None:
+    """A ``--day`` option: None stays None; anything but YYYY-MM-DD is a usage error."""
     if value is None:
         return None
     try:
@@ -38,7 +39,7 @@ def snapshot_command(day: str | None, force: bool) -> None:
     """Snapshot every active student at the end of one day (idempotent)."""
     ext = _ext()
     tz = ext.settings.timezone
-    chosen = _day(day) or last_complete_day(clock.now(), tz)
+    chosen = parse_day(day) or last_complete_day(clock.now(), tz)
     try:
         result = take_snapshot(ext.source, chosen, tz, force=force)
     except ValueError as exc:

@@ -14,6 +14,7 @@ from flask.cli import AppGroup
 
 from .. import clock
 from ..extensions import db
+from ..history.cli import parse_day
 from ..history.snapshots import last_complete_day
 from ..history.worker import run_once as history_step
 from ..lms.db import LMSUnavailable
@@ -35,12 +36,7 @@ def _tz():
 
 
 def _day(value: str | None) -> dt.date:
-    if value is None:
-        return last_complete_day(clock.now(), _tz())
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date like 2026-11-26") from None
+    return parse_day(value) or last_complete_day(clock.now(), _tz())
 
 
 @nudge_cli.command("plan")

@@ -9,7 +9,7 @@ import zoneinfo
 from collections import defaultdict
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from idp import clock
 from idp.config import ConfigError
@@ -33,17 +33,6 @@ KOLKATA = zoneinfo.ZoneInfo("Asia/Kolkata")
 @pytest.fixture
 def source(app):
     return app.extensions["history"].source
-
-
-@pytest.fixture
-def raw(app):
-    engine = app.extensions["lms_directory"].engine
-
-    def query(sql: str, **params):
-        with engine.connect() as conn:
-            return conn.execute(text(sql), params).mappings().all()
-
-    return query
 
 
 def yesterday() -> dt.date:
