@@ -104,6 +104,21 @@ def student_section(viewer: Person, student_id: int, owner: dict) -> dict:
     return {"mute_form": True, "muted": muted, "student_id": student_id}
 
 
+_PLANS: dict = {}
+PLAN_CACHE_SECONDS = 600
+
+
+def _cached_plan(ext, day):
+    """Planning reads every student's history and the LMS directory (tens of seconds for
+    100k students): one computation per process and day every 10 minutes at most."""
+    hit = _PLANS.get(day)
+    now = clock.now().timestamp()
+    if hit is None or now - hit[0] > PLAN_CACHE_SECONDS:
+        _PLANS.clear()
+        hit = _PLANS[day] = (now, plan_day(ext, day, get_directory().iter_people()))
+    return hit[1]
+
+
 @bp.get("/admin/nudges")
 def admin_page() -> ResponseReturnValue:
     """Staff: the plan for the last school day, recent runs, and every nudge by status."""
@@ -115,10 +130,13 @@ def admin_page() -> ResponseReturnValue:
     ext = current_app.extensions["nudges"]
     tz = current_app.extensions["history"].settings.timezone
     day = last_complete_day(clock.now(), tz)
-    try:
-        plan = plan_day(ext, day, get_directory().iter_people())
-    except LMSUnavailable:
-        plan = None
+    recorded = db.session.scalar(select(NudgeRun).where(NudgeRun.day == day))
+    plan = None
+    if recorded is None:  # before the worker's run: what it would do (cached a while)
+        try:
+            plan = _cached_plan(ext, day)
+        except LMSUnavailable:
+            plan = None
     counts = dict(db.session.execute(select(Nudge.status, func.count())
                                      .group_by(Nudge.status)).all())
     causes = dict(db.session.execute(select(Nudge.cause, func.count())
@@ -129,7 +147,10 @@ def admin_page() -> ResponseReturnValue:
                                          .order_by(Nudge.id.desc()).limit(20)).all()
               for status in STATUSES}
     response = current_app.make_response(render_template(
-        "nudges/admin.html", plan=plan, day=day, counts=counts, causes=causes, runs=runs,
+        "nudges/admin.html", plan=plan, recorded=recorded, day=day,
+        planned=db.session.scalars(select(Nudge).where(Nudge.run_id == recorded.id)
+                                   .order_by(Nudge.id).limit(200)).all() if recorded else [],
+        counts=counts, causes=causes, runs=runs,
         recent=recent, statuses=STATUSES, settings=ext.settings))
     response.headers["Cache-Control"] = "no-store"
     return response

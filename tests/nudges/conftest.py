@@ -8,6 +8,7 @@ import pytest
 from idp import outbox
 from idp.extensions import db
 from idp.history.models import HistoryDay
+from idp.nudges import views
 from tests.history.rows import put_history, yesterday
 
 from .messages_double import BOT_EMAIL, BOT_KEY, MessagesRealm, MessagesServer
@@ -41,6 +42,7 @@ def nudge_env(zulip) -> dict[str, str]:
 def napp(app, make_app, nudge_env):
     """An app with the nudge bot configured (``app`` too, so tables are emptied after)."""
     outbox.forget_channels()
+    views._PLANS.clear()
     built = make_app(**nudge_env)
     with built.app_context():
         yield built

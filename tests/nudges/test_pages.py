@@ -116,4 +116,5 @@ def test_admin_page_is_staff_only_and_shows_plan_and_counts(web, napp, findings)
     run(napp)
     send_all(napp)
     html = web.get("/admin/nudges").get_data(as_text=True)
-    assert 'id="count-sent">4<' in html and "Nothing new to send" in html
+    assert 'id="count-sent">4<' in html and "Run " in html and "(released)" in html
+    assert html.count("<td>sent</td>") == 4
