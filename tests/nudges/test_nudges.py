@@ -248,3 +248,22 @@ def test_metrics_count_outcomes_suppressions_and_digests(napp, findings, zulip):
                 outcome="failed") == 1
     assert grew("idp_nudge_digests_sent_total") == 1
     assert grew("idp_nudges_planned_total", kind="digest", rule="digest") == 1
+
+
+def test_worker_step_snapshots_plans_and_delivers_once(napp, zulip):
+    """One step of ``nudge run`` on the demo LMS: yesterday's snapshot, its run, delivery;
+    a second step does nothing new."""
+    from idp.history.models import HistoryDay
+    from idp.nudges.cli import _step
+
+    realm, _ = zulip
+    _step(ext(napp))
+    assert db.session.get(HistoryDay, yesterday()) is not None
+    runs = db.session.scalars(select(NudgeRun)).all()
+    assert len(runs) == 1 and runs[0].day == yesterday()
+    sent = len(realm.messages)
+    assert sent == db.session.scalar(select(func.count()).select_from(Nudge)
+                                     .where(Nudge.status == "sent"))
+    _step(ext(napp))
+    assert len(db.session.scalars(select(NudgeRun)).all()) == 1
+    assert len(realm.messages) == sent
