@@ -12,7 +12,6 @@ from sqlalchemy.dialects.postgresql import insert
 
 from .. import clock
 from ..audit import record
-from ..context.params import BadParameter, parse_id
 from ..extensions import db
 from ..history.snapshots import last_complete_day
 from ..lms.academics import SqlAcademics
@@ -71,10 +70,10 @@ def mute(raw_id: str) -> ResponseReturnValue:
     person = _signed_in()
     if not isinstance(person, Person):
         return person
-    try:
-        student_id = parse_id(raw_id, "student")
-    except BadParameter:
+    if not (raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 10
+            and 1 <= int(raw_id) <= 2**31 - 1):
         abort(400)
+    student_id = int(raw_id)
     choice = request.form.get("mute")
     if choice not in ("on", "off") or person.kind != "mentor":
         abort(400 if person.kind == "mentor" else 403)
