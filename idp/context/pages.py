@@ -219,7 +219,8 @@ def student(raw_id: str) -> Response:
                                       for d in weekdays], maximum=busiest, label_width=56)
     zulip = current_app.extensions["context"].settings.zulip_url
     email = p["student"]["email"]
-    dm_url = f"{zulip}/#narrow/dm/{quote(email, safe='@.')}" if zulip and email else None
+    dm_url = (f"{zulip}/#narrow/dm/{quote(email, safe='@.')}"
+              if zulip and email and p["student"]["active"] else None)  # no DM to the inactive
     extra: dict = {}
     for section in current_app.extensions.get("student_sections", ()):
         extra.update(section(viewer.person, student_id, owner.value))

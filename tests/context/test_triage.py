@@ -133,3 +133,9 @@ def test_struggling_subject_from_the_snapshot_arrays(mentor, app_ctx):
     html = mentor.get("/mentor?finding=struggling_subject").get_data(as_text=True)
     assert [int(i) for i in ROW.findall(html)] == [1]
     assert "Struggling in Physics (46%), against 59% across all subjects." in html
+
+
+def test_no_message_button_on_an_inactive_students_page(mentor):
+    html = mentor.get("/mentor/students/5").get_data(as_text=True)  # inactive in the LMS
+    assert "inactive" in html and "Message in Zulip" not in html
+    assert "Message in Zulip" in mentor.get("/mentor/students/1").get_data(as_text=True)
