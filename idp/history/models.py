@@ -29,7 +29,7 @@ class HistorySnapshot(db.Model):
     student_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     batch_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    course_id: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    course_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer)            # attempts recorded so far
     exams_taken: Mapped[int | None] = mapped_column(Integer, nullable=True)
     videos_watched: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -49,8 +49,17 @@ def last_complete_day(now: dt.datetime, tz: zoneinfo.ZoneInfo) -> dt.date:
     return now.astimezone(tz).date() - dt.timedelta(days=1)
 
 
+SMALLINT = 32767
+
+
 def tenths(value: float | None, scale: float = 10.0) -> int | None:
     return None if value is None else int(round(value * scale))
+
+
+def small(value: int | None) -> int | None:
+    """Clamped into a ``smallint`` column (streaks, scores in tenths): an odd LMS value
+    cannot make a whole day's snapshot fail."""
+    return None if value is None else max(-SMALLINT, min(SMALLINT, value))
 
 
 def _subject_ids(names: Iterable[str]) -> dict[str, int]:
@@ -71,14 +80,15 @@ def _row(day: dt.date, facts: DailyFacts, subject_ids: dict[str, int],
     for name, average in facts.subjects.items():
         index = subject_ids[name] - 1
         scores.extend([None] * (index + 1 - len(scores)))
-        scores[index] = tenths(average)
+        scores[index] = small(tenths(average))
     return {"student_id": facts.student_id, "day": day, "batch_id": facts.batch_id,
             "course_id": facts.course_id, "attempts": facts.attempts,
             "exams_taken": facts.exams_taken, "videos_watched": facts.videos_watched,
-            "current_streak": facts.current_streak, "best_streak": facts.best_streak,
+            "current_streak": small(facts.current_streak),
+            "best_streak": small(facts.best_streak),
             "scored_attempts": facts.scored_attempts,
             "score_sum_tenths": tenths(facts.score_sum),
-            "percentile_tenths": tenths(facts.percentile, 1000.0),
+            "percentile_tenths": small(tenths(facts.percentile, 1000.0)),
             "last_attempt_day": facts.last_attempt_at.astimezone(tz).date()
             if facts.last_attempt_at is not None else None,
             "subject_tenths": scores or None}

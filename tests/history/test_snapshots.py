@@ -172,3 +172,13 @@ def test_bad_settings_name_the_variable(name, value):
     with pytest.raises(ConfigError) as error:
         load_history_settings({name: value})
     assert str(error.value).startswith(name)
+
+
+def test_odd_lms_values_are_clamped_not_fatal(app_ctx, source, lms_admin):
+    with lms_admin.cursor() as cur:
+        cur.execute("UPDATE student_activities SET current_streak = 99999, "
+                    "highest_streak = 99999 WHERE student_id = '7'")
+    result = take_snapshot(source, yesterday(), UTC)
+    assert result.inserted > 0
+    day = student_history(7)[-1]
+    assert day.current_streak == day.best_streak == 32767

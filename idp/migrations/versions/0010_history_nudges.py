@@ -21,7 +21,7 @@ def upgrade():
         sa.Column("student_id", sa.Integer(), primary_key=True),
         sa.Column("day", sa.Date(), primary_key=True),
         sa.Column("batch_id", sa.Integer(), nullable=True),
-        sa.Column("course_id", sa.SmallInteger(), nullable=True),
+        sa.Column("course_id", sa.Integer(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("exams_taken", sa.Integer(), nullable=True),
         sa.Column("videos_watched", sa.Integer(), nullable=True),
