@@ -27,7 +27,8 @@ from .people import RoleMapping
 __all__ = ["ConfigError", "create_app"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FEATURES = ("login", "saml", "oidc", "provisioning", "context", "agents")
+FEATURES = ("login", "saml", "oidc", "provisioning", "context", "history", "attention",
+            "nudges", "agents")
 
 
 

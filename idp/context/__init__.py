@@ -27,7 +27,7 @@ def init_app(app: Flask) -> None:
     from .api import bp as api_bp
     from .cli import context_cli
     from .pages import bp as pages_bp
-    from .pages import is_mentor_or_staff
+    from .pages import is_mentor_or_staff, is_student
 
     settings = load_context_settings(app.config["IDP_ENV"])
     service = ContextService(app.extensions["lms_directory"], settings)
@@ -45,3 +45,7 @@ def init_app(app: Flask) -> None:
         "My students", url=lambda: url_for("context_pages.my_students"),
         description="Progress, streaks and scores of the students you mentor",
         shows_for=is_mentor_or_staff))
+    add_start_link(app, StartLink(
+        "My progress", url=lambda: url_for("context_pages.me"),
+        description="Your streak, scores and subjects, and what to do next",
+        shows_for=is_student))

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from ..attention.rules import DEFAULTS
+from ..attention.rules import classify_subjects as _classify
+
 STRUGGLING_BELOW = 50.0      # a subject average under this is struggling, whatever else
 STRONG_FROM = 80.0           # a subject average from this up is strong
 RELATIVE_GAP = 5.0           # or this many points under / over the student's own subject mean
@@ -17,36 +20,23 @@ TOP_PERCENTILE = 90.0
 
 
 def classify_subjects(subjects: list[dict]) -> dict[str, str]:
-    """Subject → ``struggling``, ``strong`` or ``steady``.
-
-    Struggling: average under 50, or at least 5 points under the student's own mean over their
-    subjects. Strong (if not struggling): average from 80, or at least 5 points over that mean.
-    """
-    scored = [s for s in subjects if s["average_score"] is not None]
-    if not scored:
-        return {}
-    mean = sum(s["average_score"] for s in scored) / len(scored)
-    status = {}
-    for s in scored:
-        avg = s["average_score"]
-        if avg < STRUGGLING_BELOW or (len(scored) > 1 and avg <= mean - RELATIVE_GAP):
-            status[s["subject"]] = "struggling"
-        elif avg >= STRONG_FROM or (len(scored) > 1 and avg >= mean + RELATIVE_GAP):
-            status[s["subject"]] = "strong"
-        else:
-            status[s["subject"]] = "steady"
-    return status
+    """Subject → ``struggling``, ``strong`` or ``steady``, by the attention catalogue's one
+    rule (idp.attention.rules.classify_subjects) with the thresholds documented above."""
+    return _classify({s["subject"]: s["average_score"] for s in subjects
+                      if s["average_score"] is not None},
+                     below=STRUGGLING_BELOW, strong_from=STRONG_FROM, gap=RELATIVE_GAP)
 
 
 def streak_broken(metrics: dict) -> bool:
-    """The current streak is 0 after having had one, or lower than at the previous snapshot
-    (a running streak only grows between snapshots)."""
+    """The streak was really reset, by the attention catalogue's rule (``streak_reset``): now
+    at most 1 day after a streak of at least 5 (at the previous snapshot, or the best one when
+    there is no previous snapshot). A streak that is merely shorter (29 → 25) is not broken."""
     current, previous = metrics.get("current_streak"), metrics.get("previous_streak")
-    if current is None:
+    limits = DEFAULTS["streak_reset"]
+    if current is None or current > limits["reset_to"]:
         return False
-    if current == 0 and (metrics.get("highest_streak") or 0) > 0:
-        return True
-    return previous is not None and current < previous
+    before = previous if previous is not None else metrics.get("highest_streak")
+    return (before or 0) >= limits["min_streak"]
 
 
 def scores_falling(metrics: dict) -> bool:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from ..lms.academics import NO_PARALLEL, SqlAcademics
 from ..lms.db import lms_query
-from . import queries as q
 
 _INDEX = re.compile(r"(?:Index Only Scan|Index Scan|Bitmap Index Scan)(?: Backward)? "
                     r"(?:using|on) (\w+)")
@@ -41,33 +41,17 @@ class QueryPlan:
 
 def explain_queries(engine: Engine, student_id: int, batch_id: int | None,
                     mentor_id: int | None, now: dt.datetime) -> list[QueryPlan]:
-    """Run every context query under EXPLAIN ANALYZE for this student, batch and mentor."""
-    since = now - dt.timedelta(weeks=q.TREND_WEEKS)
-    statements = [
-        ("owner", q._OWNER, {"sid": student_id}),
-        ("student", q._STUDENT, {"sid": student_id}),
-        ("activity", q._ACTIVITY, {"sid_text": str(student_id)}),
-        ("attempt_summary", q._ATTEMPT_SUMMARY, {"sid": student_id, "now": now}),
-        ("latest_attempts", q._LATEST_ATTEMPTS, {"sid": student_id, "limit": 10}),
-        ("subjects", q._SUBJECTS, {"sid": student_id, "now": now}),
-        ("exam_history", q._EXAM_HISTORY, {"sid": student_id, "limit": q.EXAM_HISTORY_LIMIT}),
-        ("weekdays", q._WEEKDAYS, {"sid": student_id}),
-        ("weekly", q._WEEKLY, {"sid": student_id, "since": since}),
-    ]
-    if batch_id is not None:
-        statements.append(("batch_ranks", q._BATCH_RANKS, {"batch": batch_id}))
-    if mentor_id is not None:
-        statements.append(("mentor_students",
-                           text(q._MENTOR_STUDENTS.format(order="sort_name ASC")),
-                           {"mentor": mentor_id, "limit": 50, "offset": 0}))
+    """Run every academic query under EXPLAIN ANALYZE for this student, batch and mentor."""
+    statements = SqlAcademics(engine).explainable(student_id, batch_id, mentor_id, now)
     plans = []
     with lms_query(engine, "context_explain") as conn:
         large = frozenset(name for name, rows in conn.execute(
             _SIZES, {"names": list(LMS_TABLES)}) if rows > LARGE_ROWS)
-        conn.execute(q._NO_PARALLEL)  # as the batch and mentor queries run
+        conn.execute(NO_PARALLEL)  # as the batch and mentor queries run
         for name, statement, params in statements:
-            lines = conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + statement.text),
-                                 params).scalars().all()
+            compiled = statement.compile(dialect=conn.dialect)
+            lines = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + compiled.string,
+                                         compiled.construct_params(params)).scalars().all()
             plan = "\n".join(lines)
             took = _TIME.search(plan)
             plans.append(QueryPlan(name, plan, tuple(sorted(set(_INDEX.findall(plan)))),
@@ -78,5 +62,5 @@ def explain_queries(engine: Engine, student_id: int, batch_id: int | None,
 
 def student_context(engine: Engine, student_id: int) -> tuple[int | None, int | None] | None:
     """(batch id, mentor id) of a student, or None when there is no such student."""
-    owner = q.fetch_owner(engine, student_id)
+    owner = SqlAcademics(engine).owner(student_id)
     return None if owner is None else (owner["batch_id"], owner["mentor_id"])

@@ -230,6 +230,12 @@ class ContextService:
             lambda v: [f"mentor:{mentor_id}", *(s["subject"] for s in v["students"])])
         return page
 
+    def roster(self, mentor_id: int) -> Answer:
+        """Every student of the mentor with key metrics (unsorted; /mentor triage)."""
+        return self._load("mentor_students", ("roster", mentor_id),
+                          lambda: queries.fetch_roster(self.engine, mentor_id),
+                          lambda v: [f"mentor:{mentor_id}", *(s["subject"] for s in v)])
+
     # -- invalidation --------------------------------------------------------------------
 
     def forget(self, subject: str) -> None:

@@ -16,6 +16,8 @@ from ..cli import admin_command
 from ..extensions import db
 from ..lms.db import LMSUnavailable
 from ..lms.directory import get_directory
+from .actions import ACTIONS as VOCABULARY
+from .actions import Kind
 from .plan import guard
 from .runs import ApprovalRefused, approve, retry_failed
 from .status import status_report
@@ -37,18 +39,7 @@ def _provisioner() -> Provisioner:
 
 
 def _detail(action) -> str:
-    payload = action.payload
-    if action.action == "create":
-        return f"{payload['email']} ({payload['role']})"
-    if action.action == "rename":
-        return f"{payload['from']} -> {payload['email']}"
-    if action.action == "name":
-        return payload["full_name"]
-    if action.action == "role":
-        return payload["role"]
-    if action.action == "groups":
-        return " ".join([f"+{g}" for g in payload["add"]] + [f"-{g}" for g in payload["remove"]])
-    return payload.get("reason", "")
+    return VOCABULARY[Kind(action.action)].describe(action.payload)
 
 
 @provision_cli.command("plan")

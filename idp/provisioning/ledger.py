@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import clock
+from . import actions
 from .models import LedgerAccount
 from .plan import LedgerEntry, PlannedAction
 
@@ -27,28 +27,5 @@ def load_ledger(session: Session, subjects: list[str] | None = None) -> dict[str
 
 def commit_to_ledger(session: Session, action: PlannedAction) -> None:
     """Record in the ledger the state ``action`` will give the account (same transaction as
-    its outbox row, so the next diff does not plan it again)."""
-    row = session.get(LedgerAccount, action.subject)
-    payload = action.payload
-    if action.action == "create":
-        if row is None:
-            session.add(LedgerAccount(
-                subject=action.subject, zulip_user_id=None, email=payload["email"],
-                full_name=payload["full_name"], role=payload["role"],
-                groups=list(payload["groups"]), active=True, origin="created",
-                adopted_at=clock.now()))
-        return
-    if row is None:
-        return
-    if action.action == "deactivate":
-        row.active = False
-    elif action.action == "reactivate":
-        row.active = True
-    elif action.action == "rename":
-        row.email = payload["email"]
-    elif action.action == "name":
-        row.full_name = payload["full_name"]
-    elif action.action == "role":
-        row.role = payload["role"]
-    elif action.action == "groups":
-        row.groups = list(payload["groups"])
+    its outbox message, so the next diff does not plan it again)."""
+    actions.commit_to_ledger(session, action.subject, action.action, action.payload)

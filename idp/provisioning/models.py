@@ -1,4 +1,5 @@
-"""Provisioning tables: the ledger of managed Zulip accounts, plan runs and the outbox.
+"""Provisioning tables: the ledger of managed Zulip accounts and plan runs (the actions wait in
+the generic outbox, :mod:`idp.outbox`, as ``provision.<action>`` messages).
 
 The ledger holds only accounts the bridge created or adopted (by exact email match); its
 ``email``/``full_name``/``role``/``groups``/``active`` are the state the bridge has committed to
@@ -14,6 +15,7 @@ from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Te
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from .. import outbox  # noqa: F401 - the outbox tables are this package's too
 from ..extensions import db
 
 UTCDateTime = DateTime(timezone=True)
@@ -55,28 +57,3 @@ class ProvisionRun(db.Model):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
-
-
-class OutboxAction(db.Model):
-    """One action for Zulip, delivered in ``id`` order per subject, retried with backoff."""
-
-    __tablename__ = "provision_outbox"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    run_id: Mapped[int] = mapped_column(BigInteger, index=True)
-    subject: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(16))
-    payload: Mapped[dict] = mapped_column(JSONB, default=dict)
-    status: Mapped[str] = mapped_column(String(16))  # pending | held | done | failed | cancelled
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # when the LMS change was seen
-    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-    __table_args__ = (
-        Index("ix_provision_outbox_pending", "subject", "id",
-              postgresql_where=db.text("status = 'pending'")),
-        Index("ix_provision_outbox_status", "status", "id"),
-    )

@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..people import Person
+from .actions import Kind
 
-ACTIONS = ("create", "reactivate", "rename", "name", "role", "groups", "deactivate")
+ACTIONS = tuple(Kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,7 @@ class LedgerEntry:
 @dataclass(frozen=True, slots=True)
 class PlannedAction:
     subject: str
-    action: str
+    action: Kind
     payload: dict
 
     def key(self) -> tuple:
@@ -51,7 +52,7 @@ class Plan:
 
     @property
     def deactivations(self) -> int:
-        return sum(1 for a in self.actions if a.action == "deactivate")
+        return sum(1 for a in self.actions if a.action == Kind.DEACTIVATE)
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -77,31 +78,31 @@ def person_actions(person: Person | None, entry: LedgerEntry | None,
     if entry is None:
         if person is not None and options.create and person.active and person.email:
             groups = sorted(person.groups) if options.sync_groups else []
-            return [PlannedAction(person.subject, "create", {
+            return [PlannedAction(person.subject, Kind.CREATE, {
                 "email": person.email, "full_name": desired_name(person),
                 "role": person.zulip_role, "groups": groups})]
         return []
     subject = entry.subject
     if person is None or not person.active:
         if entry.active:
-            return [PlannedAction(subject, "deactivate",
+            return [PlannedAction(subject, Kind.DEACTIVATE,
                                   {"reason": "removed" if person is None else "inactive"})]
         return []
     actions: list[PlannedAction] = []
     if not entry.active:
-        actions.append(PlannedAction(subject, "reactivate", {}))
+        actions.append(PlannedAction(subject, Kind.REACTIVATE, {}))
     if person.email and person.email.lower() != entry.email.lower():
-        actions.append(PlannedAction(subject, "rename", {"from": entry.email,
+        actions.append(PlannedAction(subject, Kind.RENAME, {"from": entry.email,
                                                          "email": person.email}))
     name = desired_name(person)
     if name and name != entry.full_name:
-        actions.append(PlannedAction(subject, "name", {"full_name": name}))
+        actions.append(PlannedAction(subject, Kind.NAME, {"full_name": name}))
     if options.sync_role and person.zulip_role != entry.role:
-        actions.append(PlannedAction(subject, "role", {"role": person.zulip_role}))
+        actions.append(PlannedAction(subject, Kind.ROLE, {"role": person.zulip_role}))
     if options.sync_groups:
         wanted, held = set(person.groups), set(entry.groups)
         if wanted != held:
-            actions.append(PlannedAction(subject, "groups", {
+            actions.append(PlannedAction(subject, Kind.GROUPS, {
                 "add": sorted(wanted - held), "remove": sorted(held - wanted),
                 "groups": sorted(wanted)}))
     return actions

@@ -11,14 +11,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .. import audit, clock
+from .. import audit, clock, outbox
 from ..events import person_changed, person_deprovisioned
+from ..outbox import OutboxMessage
+from .actions import ACTIONS as VOCABULARY
+from .actions import CHANNEL, Kind
 from .ledger import commit_to_ledger
 from .metrics import ACTIONS, HELD_RUNS, RUNS
-from .models import LedgerAccount, OutboxAction, ProvisionRun
+from .models import LedgerAccount, ProvisionRun
 from .plan import Plan, PlannedAction, guard
 from .settings import ProvisionSettings
 
@@ -29,17 +32,22 @@ class ApprovalRefused(Exception):
     """``provision approve`` named a run that cannot be approved; the message says why."""
 
 
-def _outbox_row(run_id: int, action: PlannedAction, status: str, now: dt.datetime,
-                changed_at: dt.datetime) -> OutboxAction:
-    return OutboxAction(run_id=run_id, subject=action.subject, action=action.action,
-                        payload=action.payload, status=status, attempts=0,
-                        next_attempt_at=now, created_at=now, changed_at=changed_at)
+def _message(run_id: int, index: int, action: PlannedAction,
+             changed_at: dt.datetime | None) -> outbox.Message:
+    """The outbox message of ``action``, the ``index``-th of run ``run_id`` (its idempotency
+    key: a run's actions are enqueued once, whatever retries the caller makes)."""
+    kind = Kind(action.action)
+    return outbox.Message(channel=CHANNEL, kind=kind.outbox_kind, ordering_key=action.subject,
+                          idempotency_key=f"provision:{run_id}:{index}",
+                          payload=dict(action.payload), priority=VOCABULARY[kind].priority,
+                          changed_at=changed_at, batch_id=run_id)
 
 
 def _held_actions(session: Session, run_id: int) -> list[PlannedAction]:
-    rows = session.scalars(select(OutboxAction).where(OutboxAction.run_id == run_id)
-                           .order_by(OutboxAction.id))
-    return [PlannedAction(r.subject, r.action, dict(r.payload)) for r in rows]
+    rows = session.scalars(select(OutboxMessage).where(OutboxMessage.batch_id == run_id,
+                                                       OutboxMessage.channel == CHANNEL)
+                           .order_by(OutboxMessage.id))
+    return [PlannedAction(r.subject, Kind(r.action), dict(r.payload)) for r in rows]
 
 
 def record_plan(session: Session, plan: Plan, settings: ProvisionSettings, *, trigger: str,
@@ -117,18 +125,26 @@ def _touch_empty_run(session: Session, plan: Plan, trigger: str, now: dt.datetim
 
 def _enqueue(session: Session, run: ProvisionRun, actions: list[PlannedAction],
              now: dt.datetime, changed_at: dict[str, dt.datetime]) -> None:
-    for action in actions:
-        session.add(_outbox_row(run.id, action, "pending", now,
-                                changed_at.get(action.subject, now)))
+    """Outbox messages and ledger changes of ``actions``. A deactivation supersedes the
+    person's create/reactivate not yet sent (they must not undo it)."""
+    plain = []
+    for index, action in enumerate(actions):
+        message = _message(run.id, index, action, changed_at.get(action.subject, now))
+        supersedes = VOCABULARY[Kind(action.action)].supersedes
+        if supersedes:
+            outbox.enqueue(session, message, supersedes=[k.outbox_kind for k in supersedes])
+        else:
+            plain.append(message)
         commit_to_ledger(session, action)
         ACTIONS.labels(action.action, "planned").inc()
+    outbox.enqueue_many(session, plain)
 
 
 def _after_commit(actions: list[PlannedAction]) -> None:
     """Local revocation at once, without waiting for Zulip; caches drop changed people."""
     changed = set()
     for action in actions:
-        if action.action == "deactivate":
+        if action.action == Kind.DEACTIVATE:
             person_deprovisioned.send(__name__, subject=action.subject)
         elif action.subject not in changed:
             changed.add(action.subject)
@@ -159,8 +175,10 @@ def _hold(session: Session, plan: Plan, trigger: str, reason: str,
                        deactivations=plan.deactivations, counts=plan.counts(), reason=reason)
     session.add(run)
     session.flush()
+    outbox.enqueue_many(session, [_message(run.id, index, action, now)
+                                  for index, action in enumerate(plan.actions)],
+                        status=outbox.HELD)
     for action in plan.actions:
-        session.add(_outbox_row(run.id, action, "held", now, now))
         ACTIONS.labels(action.action, "held").inc()
     audit.record("provision.run", "held", run_id=run.id, reason=reason,
                  deactivations=plan.deactivations)
@@ -182,9 +200,7 @@ def _supersede_held(session: Session, now: dt.datetime) -> None:
     held = session.scalars(select(ProvisionRun).where(ProvisionRun.status == "held")).all()
     for run in held:
         run.status, run.decided_at, run.decided_by = "superseded", now, "a later run"
-        session.execute(update(OutboxAction).where(OutboxAction.run_id == run.id,
-                                                   OutboxAction.status == "held")
-                        .values(status="cancelled"))
+        outbox.set_batch_status(session, run.id, old=outbox.HELD, new=outbox.CANCELLED)
 
 
 def approve(session: Session, run_id: int, *, by: str) -> ProvisionRun:
@@ -197,9 +213,7 @@ def approve(session: Session, run_id: int, *, by: str) -> ProvisionRun:
                               f"approved (see `flask --app wsgi provision status`)")
     now = clock.now()
     actions = _held_actions(session, run.id)
-    session.execute(update(OutboxAction).where(OutboxAction.run_id == run.id,
-                                               OutboxAction.status == "held")
-                    .values(status="pending", next_attempt_at=now, changed_at=now))
+    outbox.set_batch_status(session, run.id, old=outbox.HELD, new=outbox.PENDING, now=now)
     for action in actions:
         commit_to_ledger(session, action)
         ACTIONS.labels(action.action, "planned").inc()
@@ -228,7 +242,7 @@ def deprovision_now(session: Session, subject: str, *, lms_confirms_gone: bool,
     row = session.get(LedgerAccount, subject, with_for_update=True)
     if lms_confirms_gone and row is not None and row.active:
         now = clock.now()
-        action = PlannedAction(subject, "deactivate", {"reason": "inactive"})
+        action = PlannedAction(subject, Kind.DEACTIVATE, {"reason": "inactive"})
         managed = session.scalar(select(func.count()).select_from(LedgerAccount)
                                  .where(LedgerAccount.active.is_(True))) or 0
         run = ProvisionRun(started_at=now, trigger=trigger, status="applied", people_seen=1,
@@ -244,21 +258,22 @@ def deprovision_now(session: Session, subject: str, *, lms_confirms_gone: bool,
     return queued
 
 
-def retry_failed(session: Session, action_id: int) -> OutboxAction:
+def retry_failed(session: Session, action_id: int) -> OutboxMessage:
     """Queue a failed action again (after its cause was fixed in Zulip). Only the person's
     latest action can be retried, so an old change never overtakes a newer one."""
-    action = session.get(OutboxAction, action_id, with_for_update=True)
-    if action is None:
+    action = session.get(OutboxMessage, action_id, with_for_update=True)
+    if action is None or action.channel != CHANNEL or not action.kind.startswith("provision."):
         raise ApprovalRefused(f"no outbox action {action_id}")
-    if action.status != "failed":
+    if action.status not in (outbox.FAILED, outbox.UNSUPPORTED):
         raise ApprovalRefused(f"action {action_id} is {action.status}, not failed")
-    newer = session.scalar(select(func.count()).select_from(OutboxAction).where(
-        OutboxAction.subject == action.subject, OutboxAction.id > action.id,
-        OutboxAction.action == action.action, OutboxAction.status != "cancelled"))
+    newer = session.scalar(select(func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.channel == CHANNEL, OutboxMessage.ordering_key == action.ordering_key,
+        OutboxMessage.id > action.id, OutboxMessage.kind == action.kind,
+        OutboxMessage.status != outbox.CANCELLED))
     if newer:
         raise ApprovalRefused(f"action {action_id} has been overtaken by a newer "
                               f"{action.action} of {action.subject}: nothing to retry")
-    action.status, action.attempts, action.next_attempt_at = "pending", 0, clock.now()
+    action.status, action.attempts, action.next_attempt_at = (outbox.PENDING, 0, clock.now())
     audit.record("provision.retry", "ok", subject=action.subject, action_id=action.id)
     session.commit()
     return action

@@ -38,6 +38,9 @@ class ProvisionSettings:
     sync_groups: bool
     adopt_interval: float
     lock_key: int
+    breaker_failures: int = 3
+    breaker_cooldown: float = 5.0
+    capability_interval: float = 300.0
 
     @property
     def plan_only(self) -> bool:
@@ -108,4 +111,9 @@ def load_provision_settings(env: Mapping[str, str]) -> ProvisionSettings:
         sync_groups=env_bool(env, "PROVISION_SYNC_GROUPS", True),
         adopt_interval=env_float(env, "PROVISION_ADOPT_INTERVAL", 300.0, minimum=1.0),
         lock_key=env_int(env, "PROVISION_LOCK_KEY", 0x1D9_5C1A, minimum=1, maximum=2**62),
+        breaker_failures=env_int(env, "PROVISION_BREAKER_FAILURES", 3, minimum=1,
+                                 maximum=1000),
+        breaker_cooldown=env_float(env, "PROVISION_BREAKER_COOLDOWN", 5.0, minimum=0.1),
+        capability_interval=env_float(env, "PROVISION_CAPABILITY_INTERVAL", 300.0,
+                                      minimum=1.0),
     )

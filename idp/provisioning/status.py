@@ -9,8 +9,12 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .. import clock
-from .models import LedgerAccount, OutboxAction, ProvisionRun
+from .. import clock, outbox
+from ..outbox import OutboxMessage
+from .actions import CHANNEL
+from .models import LedgerAccount, ProvisionRun
+
+_OURS = (OutboxMessage.channel == CHANNEL, OutboxMessage.kind.startswith("provision."))
 
 
 @dataclass
@@ -19,11 +23,11 @@ class StatusReport:
     held: list[ProvisionRun]
     pending: int
     retrying: int
-    failures: list[OutboxAction]
+    failures: list[OutboxMessage]
     managed: int
     managed_active: int
     oldest_pending_age: float | None  # seconds
-    last_delivered: OutboxAction | None
+    last_delivered: OutboxMessage | None
     last_read_at: dt.datetime | None
 
     @property
@@ -35,13 +39,13 @@ class StatusReport:
 
 
 def status_report(session: Session, *, runs: int = 15, failures: int = 20) -> StatusReport:
-    pending = session.scalar(select(func.count()).select_from(OutboxAction)
-                             .where(OutboxAction.status == "pending")) or 0
-    retrying = session.scalar(select(func.count()).select_from(OutboxAction)
-                              .where(OutboxAction.status == "pending",
-                                     OutboxAction.attempts > 0)) or 0
-    oldest = session.scalar(select(func.min(OutboxAction.changed_at))
-                            .where(OutboxAction.status == "pending"))
+    pending = session.scalar(select(func.count()).select_from(OutboxMessage)
+                             .where(OutboxMessage.status == outbox.PENDING, *_OURS)) or 0
+    retrying = session.scalar(select(func.count()).select_from(OutboxMessage)
+                              .where(OutboxMessage.status == outbox.PENDING,
+                                     OutboxMessage.attempts > 0, *_OURS)) or 0
+    oldest = session.scalar(select(func.min(OutboxMessage.changed_at))
+                            .where(OutboxMessage.status == outbox.PENDING, *_OURS))
     managed = session.scalar(select(func.count()).select_from(LedgerAccount)) or 0
     active = session.scalar(select(func.count()).select_from(LedgerAccount)
                             .where(LedgerAccount.active.is_(True))) or 0
@@ -53,13 +57,14 @@ def status_report(session: Session, *, runs: int = 15, failures: int = 20) -> St
         held=list(session.scalars(select(ProvisionRun).where(ProvisionRun.status == "held")
                                   .order_by(ProvisionRun.id))),
         pending=pending, retrying=retrying,
-        failures=list(session.scalars(select(OutboxAction)
-                                      .where(OutboxAction.status == "failed")
-                                      .order_by(OutboxAction.id.desc()).limit(failures))),
+        failures=list(session.scalars(select(OutboxMessage)
+                                      .where(OutboxMessage.status.in_(
+                                          (outbox.FAILED, outbox.UNSUPPORTED)), *_OURS)
+                                      .order_by(OutboxMessage.id.desc()).limit(failures))),
         managed=managed, managed_active=active,
         oldest_pending_age=(clock.now() - oldest).total_seconds() if oldest else None,
-        last_delivered=session.scalars(select(OutboxAction)
-                                       .where(OutboxAction.status == "done")
-                                       .order_by(OutboxAction.delivered_at.desc())
+        last_delivered=session.scalars(select(OutboxMessage)
+                                       .where(OutboxMessage.status == outbox.DONE, *_OURS)
+                                       .order_by(OutboxMessage.delivered_at.desc())
                                        .limit(1)).first(),
         last_read_at=last_read)

@@ -21,9 +21,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from .. import clock
 from ..lms.db import LMSUnavailable
 from ..lms.directory import Directory
+from . import capabilities
 from .adoption import adopt_existing
+from .capabilities import Capabilities
 from .delivery import DeliveryReport, deliver_batch
 from .ledger import load_ledger
 from .metrics import LEADER
@@ -131,7 +134,32 @@ class Provisioner:
         self._next_poll = 0.0
         self._next_adopt = 0.0
         self._next_listen = 0.0
+        self._next_detect = 0.0
         self._last_summary: tuple | None = None
+        self.capabilities: Capabilities | None = None
+
+    def _load_capabilities(self) -> None:
+        """What another worker detected recently (a fresh process need not ask again)."""
+        stored, checked_at = capabilities.load(self.session, self.target.name)
+        if stored is not None and checked_at is not None:
+            age = (clock.now() - checked_at).total_seconds()
+            if 0 <= age < self.settings.capability_interval:
+                self.capabilities = stored
+                self._next_detect = time.monotonic() + self.settings.capability_interval - age
+
+    def detect_capabilities(self) -> Capabilities | None:
+        """Read Zulip's version and decide its features (at start and every
+        PROVISION_CAPABILITY_INTERVAL seconds); stored for the status surfaces."""
+        if self.target is None or self.settings.zulip_url is None:
+            return None
+        if self.capabilities is None:
+            self.capabilities = capabilities.load(self.session, self.target.name)[0]
+        self.capabilities = capabilities.detect(self.target.name, self.settings.zulip_url,
+                                                self.settings.http_timeout, self.capabilities)
+        capabilities.store(self.session, self.capabilities)
+        self.session.commit()
+        self._next_detect = time.monotonic() + self.settings.capability_interval
+        return self.capabilities
 
     # -- single steps --------------------------------------------------------------------
     def poll(self, trigger: str = "poll") -> Plan | None:
@@ -175,13 +203,15 @@ class Provisioner:
 
     def deliver_all(self, *, max_rounds: int = 1000) -> DeliveryReport:
         total = DeliveryReport()
+        if self.capabilities is None and self.target is not None:
+            self._load_capabilities()
+        if self.capabilities is None or time.monotonic() >= self._next_detect:
+            self.detect_capabilities()
         for _ in range(max_rounds):
-            report = deliver_batch(self.session, self.target, self.settings)
-            total.delivered += report.delivered
-            total.retried += report.retried
-            total.failed += report.failed
+            report = deliver_batch(self.session, self.target, self.settings,
+                                   capabilities=self.capabilities)
+            total.add(report)
             if report.blocked or report.touched == 0:
-                total.blocked = report.blocked
                 break
         return total
 
@@ -201,6 +231,13 @@ class Provisioner:
     def run(self, stop: threading.Event) -> None:
         if self.target is None:
             log.warning("no Zulip configured (ZULIP_URL unset): provisioning runs plan-only")
+        else:
+            try:
+                self.detect_capabilities()
+            except SQLAlchemyError as exc:
+                self.session.rollback()
+                log.error("bridge database error storing Zulip's capabilities: %s",
+                          type(exc).__name__)
         while not stop.is_set():
             try:
                 self._step(stop)

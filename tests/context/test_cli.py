@@ -15,7 +15,8 @@ def test_explain_lists_every_query(app):
     lines = {line.split()[0]: line for line in result.output.splitlines()}
     assert set(lines) == {"owner", "student", "activity", "attempt_summary", "latest_attempts",
                           "subjects", "exam_history", "weekdays", "weekly", "batch_ranks",
-                          "mentor_students"}
+                          "mentor_students", "roster_scores", "roster_activity",
+                          "roster_recent"}
     assert "student_activities_student_id_idx" in lines["activity"]
     assert "attempts_user_id_date" in lines["latest_attempts"]
     assert "sequential scan of a large table" not in result.output

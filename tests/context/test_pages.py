@@ -57,14 +57,6 @@ def test_my_students_sorts_like_the_api(mentor):
     assert 'aria-sort="descending"' in page
 
 
-def test_flags_are_shown(mentor):
-    api = mentor.get("/api/v1/lms/mentors/1/students?limit=200").json["students"]
-    flagged = [s for s in api if "streak_broken" in s["flags"]]
-    assert flagged, "the demo LMS has students with a broken streak"
-    page = mentor.get("/mentor?sort=name").get_data(as_text=True)
-    assert "flag-streak_broken" in page
-
-
 @pytest.mark.parametrize("query", ["sort=password", "order=up", "page=0", "page=x",
                                    "limit=100"])
 def test_bad_list_links_are_400_pages(mentor, query):

@@ -139,7 +139,10 @@ def test_classify_subjects():
 
 @pytest.mark.parametrize("metrics,broken", [
     ({"current_streak": 0, "highest_streak": 12, "previous_streak": None}, True),
-    ({"current_streak": 3, "highest_streak": 12, "previous_streak": 9}, True),
+    ({"current_streak": 1, "highest_streak": 12, "previous_streak": 9}, True),
+    ({"current_streak": 3, "highest_streak": 12, "previous_streak": 9}, False),  # shorter
+    ({"current_streak": 25, "highest_streak": 29, "previous_streak": 29}, False),  # issue 13
+    ({"current_streak": 0, "highest_streak": 12, "previous_streak": 4}, False),  # short one
     ({"current_streak": 10, "highest_streak": 12, "previous_streak": 9}, False),
     ({"current_streak": 0, "highest_streak": 0, "previous_streak": None}, False),
     ({"current_streak": None, "highest_streak": None, "previous_streak": None}, False),

@@ -8,7 +8,8 @@ import pytest
 
 from idp.extensions import db
 from idp.lms.directory import get_directory
-from idp.provisioning.models import LedgerAccount, OutboxAction, ProvisionRun
+from idp.outbox import OutboxMessage, forget_channels
+from idp.provisioning.models import LedgerAccount, ProvisionRun
 from idp.provisioning.targets import build_target
 from idp.provisioning.worker import Provisioner
 from tests.helpers import wait_for  # noqa: F401  (imported from here by the tests)
@@ -17,6 +18,14 @@ from .zulip_double import BOT_EMAIL, BOT_KEY, SCIM_TOKEN, DoubleServer, ZulipRea
 
 FAST_RETRY = {"PROVISION_RETRY_BASE": "0.05", "PROVISION_RETRY_MAX": "0.2",
               "PROVISION_HTTP_TIMEOUT": "2"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_outbox_channels():
+    """Each test starts with closed breakers and no Retry-After pause."""
+    forget_channels()
+    yield
+    forget_channels()
 
 
 @pytest.fixture
@@ -79,10 +88,10 @@ def adopt_all(application, realm: ZulipRealm, **kwargs) -> dict:
     return accounts
 
 
-def outbox(status: str | None = None) -> list[OutboxAction]:
-    query = db.select(OutboxAction).order_by(OutboxAction.id)
+def outbox(status: str | None = None) -> list[OutboxMessage]:
+    query = db.select(OutboxMessage).order_by(OutboxMessage.id)
     if status:
-        query = query.where(OutboxAction.status == status)
+        query = query.where(OutboxMessage.status == status)
     return list(db.session.scalars(query))
 
 

@@ -48,8 +48,9 @@ def test_rest_cannot_rename_and_says_so(rest_app, realm, lms_admin):
         with lms_admin.cursor() as cur:
             cur.execute("UPDATE students SET email = 'new1@example.edu' WHERE id = 1")
         provisioner(rest_app).apply_once()
-        [failed] = outbox("failed")
-        assert failed.action == "rename" and "use the SCIM target" in failed.last_error
+        [unsupported] = outbox("unsupported")  # switched off from the start, never sent
+        assert unsupported.action == "rename" and "use the SCIM target" in unsupported.last_error
+        assert not [r for r in realm.requests if r[1] == "PATCH" and "email" in r[3]]
         assert accounts["student:1"].email == "student1@example.edu"
 
 

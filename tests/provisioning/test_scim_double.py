@@ -9,7 +9,8 @@ import pytest
 
 from idp.events import person_deprovisioned
 from idp.extensions import db
-from idp.provisioning.models import LedgerAccount, OutboxAction
+from idp.outbox import OutboxMessage
+from idp.provisioning.models import LedgerAccount
 
 from .conftest import adopt_all, ledger, outbox, provisioner, runs
 
@@ -164,8 +165,9 @@ def test_create_when_enabled_then_a_retried_create_adopts(app, make_app, scim_en
         row = db.session.get(LedgerAccount, "student:1")
         account_id = row.zulip_user_id
         row.zulip_user_id = None
-        action = db.session.scalars(db.select(OutboxAction).where(
-            OutboxAction.subject == "student:1", OutboxAction.action == "create")).one()
+        action = db.session.scalars(db.select(OutboxMessage).where(
+            OutboxMessage.ordering_key == "student:1",
+            OutboxMessage.kind == "provision.create")).one()
         action.status = "pending"
         db.session.commit()
         provisioner(creating).apply_once()

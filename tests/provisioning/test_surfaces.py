@@ -5,7 +5,8 @@ from __future__ import annotations
 from idp import clock
 from idp.events import person_deprovisioned
 from idp.extensions import db
-from idp.provisioning.models import LedgerAccount, OutboxAction, ProvisionRun
+from idp.outbox import OutboxMessage
+from idp.provisioning.models import LedgerAccount, ProvisionRun
 
 from ..helpers import client_login
 from .conftest import adopt_all, ledger, outbox, provisioner, runs
@@ -69,13 +70,15 @@ def test_status_page_shows_runs_pending_held_failures_lag(app, client):
             ProvisionRun(id=7, started_at=now, trigger="poll", status="held", people_seen=60,
                          managed=60, deactivations=9, counts={"deactivate": 9},
                          reason="9 deactivations are 15.0% of 60 managed accounts"),
-            OutboxAction(run_id=7, subject="student:9", action="rename", payload={},
-                         status="failed", attempts=1, next_attempt_at=now,
-                         last_error="rename: HTTP 409 Email address already in use",
-                         created_at=now, changed_at=now),
-            OutboxAction(run_id=7, subject="student:8", action="deactivate", payload={},
-                         status="pending", attempts=2, next_attempt_at=now, created_at=now,
-                         changed_at=now)])
+            OutboxMessage(batch_id=7, ordering_key="student:9", kind="provision.rename",
+                          channel="zulip", priority=50, idempotency_key="t:1", payload={},
+                          status="failed", attempts=1, next_attempt_at=now,
+                          last_error="rename: HTTP 409 Email address already in use",
+                          created_at=now, changed_at=now),
+            OutboxMessage(batch_id=7, ordering_key="student:8", kind="provision.deactivate",
+                          channel="zulip", priority=0, idempotency_key="t:2", payload={},
+                          status="pending", attempts=2, next_attempt_at=now, created_at=now,
+                          changed_at=now)])
         db.session.commit()
     client_login(client, "staff1")
     response = client.get("/admin/provisioning")

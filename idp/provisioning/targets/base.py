@@ -14,12 +14,22 @@ from typing import Protocol
 
 class TargetError(Exception):
     """Zulip refused or could not be reached. ``transient`` errors (network, timeout, 5xx,
-    429) are retried with backoff; the others are recorded as failures."""
+    429) are retried with backoff (at least ``retry_after`` seconds, Zulip's ``Retry-After``);
+    the others are recorded as failures. ``feature`` is set when the call used an endpoint a
+    Zulip version may lack (groups), so a 404/501 there means "not supported"."""
 
-    def __init__(self, message: str, *, transient: bool, status: int | None = None):
+    def __init__(self, message: str, *, transient: bool, status: int | None = None,
+                 retry_after: float | None = None, feature: str | None = None):
         super().__init__(message)
         self.transient = transient
         self.status = status
+        self.retry_after = retry_after
+        self.feature = feature
+
+    @property
+    def unsupported(self) -> bool:
+        """Zulip says it does not offer this: 501, or 404 on a feature's endpoint."""
+        return self.status == 501 or (self.feature is not None and self.status == 404)
 
 
 @dataclass(frozen=True)
