@@ -16,10 +16,10 @@ from typing import Any
 
 from flask import current_app
 
-from ..context import insights
 from ..context.access import Viewer
 from ..context.audit import record_read
 from ..context.service import ContextService
+from ..context.triage import TriageQuery, mentor_triage
 from ..extensions import db
 from ..lms.db import LMSUnavailable
 from ..lms.directory import get_directory
@@ -195,21 +195,17 @@ def list_my_students(caller: AgentCaller, limit: Any = 50, offset: Any = 0) -> d
 
 
 def attention_for_mentor(mentor_id: int) -> list[dict]:
-    """The mentor's students who need attention, most urgent first, each with the reasons.
-
-    Today: the context API's flags (streak broken, scores falling; idp.context.insights).
-    This is the one place to point at the attention rules (idp/attention/) once they exist.
-    """
-    flagged = [s for s in _all_students_of(mentor_id) if s["active"] and s["flags"]]
-    flagged.sort(key=lambda s: (-len(s["flags"]), s["score_change"] or 0.0))
-    reasons = {"streak_broken": "daily streak broken",
-               "scores_falling": f"scores down {insights.FALLING_POINTS:.0f}+ points"}
+    """The mentor's active students who need attention, most urgent first, each with the
+    reasons: the attention rules' findings (idp/attention/), the same that rank /mentor and
+    fill the mentor digests."""
+    triage = mentor_triage(_service(), mentor_id, TriageQuery(sort="attention"))
     return [{"id": s["id"], "subject": s["subject"], "display_name": s["display_name"],
-             "username": s["username"], "email": s["email"], "flags": s["flags"],
-             "reasons": [reasons.get(f, f) for f in s["flags"]],
+             "username": s["username"], "email": s["email"],
+             "flags": [f.rule for f in s["findings"] if f.needs_attention],
+             "reasons": [f.reason for f in s["findings"] if f.needs_attention],
              "average_score": s["average_score"], "score_change": s["score_change"],
              "current_streak": s["current_streak"], "last_attempt_at": s["last_attempt_at"]}
-            for s in flagged]
+            for s in triage.rows if s["needs_attention"]]
 
 
 def students_needing_attention(caller: AgentCaller) -> dict:

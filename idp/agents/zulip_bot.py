@@ -40,8 +40,8 @@ NOT_CONNECTED = ("Sorry, I can only help people with an account in the LMS, and 
                  "find yours. If you think this is a mistake, ask the LMS administrators.")
 MENTOR_HELP = ("I answer questions about your students, from the LMS:\n"
                "* `@**{bot}** student1` (a name, username or student id): a student's summary\n"
-               "* `@**{bot}** who needs attention`: students with a broken streak or falling "
-               "scores\n"
+               "* `@**{bot}** who needs attention`: students the attention rules flag (a streak "
+               "reset, no activity, declining scores, a struggling subject…)\n"
                "* `@**{bot}** my students`: your students, by name")
 
 

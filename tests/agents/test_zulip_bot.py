@@ -86,6 +86,23 @@ def test_mentor_asks_who_needs_attention(bot, emails, app):
     assert ("mentor:1", "students_needing_attention") in [tuple(r) for r in rows]
 
 
+def test_who_needs_attention_comes_from_the_attention_rules(bot, emails, app):
+    """The bot ranks with the same findings as /mentor and the digests (idp/attention)."""
+    from tests.history.rows import put_history
+
+    with app.app_context():
+        put_history(3, 10, attempts=0, last_attempt_day=None, videos_watched=0, exams_taken=0)
+        put_history(2, 4, current_streak=[10, 11, 12, 0], best_streak=12, videos_watched=9)
+        put_history(1, 3, current_streak=[3, 4, 5], best_streak=20, videos_watched=9)
+    _, body = ask(bot, "@**LMS** who needs attention", emails["mentor1"])
+    content = body["content"]
+    assert content.startswith("**2 of your students need attention:**"), content
+    first, second = content.splitlines()[1:3]
+    assert "/mentor/students/3" in first and "/mentor/students/2" in second  # high, then medium
+    assert "The daily streak was reset: 12 days in a row, now 0." in second
+    assert "/mentor/students/1)" not in content
+
+
 def test_mentor_cannot_ask_about_another_mentors_student(bot, emails, app):
     with app.app_context():
         conn = app.extensions["lms_directory"].engine.connect()
