@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from .. import clock
 from ..audit import record
@@ -13,6 +13,8 @@ from ..extensions import db
 from ..history.models import HistoryDay
 from .models import HELD, PENDING, Nudge, NudgeRun
 from .plan import Plan, build_plan, record_run
+
+RUN_LOCK_KEY = 0x6E75_6467  # "nudg": the advisory lock of run planning
 
 
 class ApprovalRefused(Exception):
@@ -25,10 +27,15 @@ def plan_day(ext, day: dt.date, people) -> Plan:
 
 def run_day(ext, day: dt.date, people) -> NudgeRun | None:
     """Plan and record the run of ``day`` once its snapshot is complete; None if the day
-    already has a run or no snapshot yet (idempotent: run it as often as you like)."""
+    already has a run or no snapshot yet (idempotent: run it as often as you like). A
+    transaction-level advisory lock makes the check and the insert one step across replicas:
+    the second worker waits, then finds the run."""
+    db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": RUN_LOCK_KEY})
     if db.session.get(HistoryDay, day) is None:
+        db.session.rollback()
         return None
     if db.session.scalar(select(NudgeRun.id).where(NudgeRun.day == day)) is not None:
+        db.session.rollback()
         return None
     run = record_run(plan_day(ext, day, people), ext.settings)
     record("nudge_run", run.status, None, run_id=run.id, day=day.isoformat(),
