@@ -184,17 +184,22 @@ class Channel:
             except SQLAlchemyError:
                 self.breaker.abandoned()
                 raise
-            except Exception as exc:  # noqa: BLE001 - a handler bug fails one message only
+            except Exception as exc:  # noqa: BLE001 - a handler bug must not lose a message
                 session.rollback()
-                log.exception("outbox handler of %s failed on message %s", message.kind,
-                              message.id)
+                log.exception("outbox handler of %s failed on message %s; it will be retried",
+                              message.kind, message.id)
                 message = session.get(OutboxMessage, message.id)
                 message.attempts += 1
-                message.status, message.last_error = FAILED, f"handler error: {exc!r}"[:1000]
+                message.last_error = f"handler error: {exc!r}"[:1000]
+                if message.attempts >= self.policy.max_attempts:
+                    message.status = FAILED
+                else:
+                    message.next_attempt_at = clock.now() + dt.timedelta(
+                        seconds=self.policy.backoff(message.attempts))
                 self.breaker.abandoned()
                 session.commit()
-                report.failed += 1
-                on_outcome(message, "failed", message.last_error)
+                report.retried += 1
+                on_outcome(message, "retried", message.last_error)
                 continue
             now = clock.now()
             message.status, message.delivered_at = DONE, now
