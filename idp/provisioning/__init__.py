@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, url_for
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..events import inactive_login_attempt
 from ..extensions import db
 from ..lms.db import LMSUnavailable
 from ..lms.directory import get_directory
+from ..navigation import StartLink, add_start_link
 from .settings import load_provision_settings
 
 log = logging.getLogger(__name__)
@@ -45,4 +46,8 @@ def init_app(app: Flask) -> None:
     app.extensions["provisioning"] = {"settings": settings}
     app.register_blueprint(bp)
     app.cli.add_command(provision_cli)
+    add_start_link(app, StartLink(
+        "Provisioning", url=lambda: url_for("provisioning.status_page"),
+        description="Zulip accounts: pending deactivations, Zulip version and features, errors",
+        shows_for=lambda person: person.is_staff))
     inactive_login_attempt.connect(_deprovision_on_login, weak=False)

@@ -144,6 +144,22 @@ def status_command():
     click.echo(f"pending actions: {report.pending} ({report.retrying} retrying); oldest "
                f"waiting: {_seconds(report.oldest_pending_age)}; last lag: "
                f"{_seconds(report.last_lag)}")
+    click.echo(f"pending deactivations: {report.pending_deactivations}; oldest waiting: "
+               f"{_seconds(report.oldest_deactivation_age)}")
+    caps = report.capabilities
+    version = (f"{caps.version} (feature level {caps.feature_level})"
+               if caps and caps.version else "not detected yet")
+    features = " ".join(f"{k}={'on' if v else 'off'}" for k, v in
+                        sorted(caps.features.items())) if caps else "-"
+    click.echo(f"zulip: reachable: {report.zulip_reachable}; version: {version}; "
+               f"features: {features}")
+    for warning in caps.warnings if caps else []:
+        click.echo(f"SWITCHED OFF: {warning}")
+    if report.zulip is not None and report.zulip.last_error:
+        click.echo(f"last Zulip error ({report.zulip.last_error_at:%Y-%m-%d %H:%M:%S}): "
+                   f"{report.zulip.last_error}")
+    if _settings().plan_only:
+        click.echo("plan-only: runs say what would be done; nothing is sent to Zulip")
     for run in report.held:
         click.echo(f"HELD run {run.id}: {run.reason} -> flask --app wsgi provision approve "
                    f"{run.id}")

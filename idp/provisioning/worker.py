@@ -25,11 +25,12 @@ from .. import clock
 from ..lms.db import LMSUnavailable
 from ..lms.directory import Directory
 from . import capabilities
+from .actions import Feature
 from .adoption import adopt_existing
 from .capabilities import Capabilities
 from .delivery import DeliveryReport, deliver_batch
 from .ledger import load_ledger
-from .metrics import LEADER
+from .metrics import LEADER, ZULIP_FEATURE
 from .notify import Change, LmsListener
 from .plan import Plan, PlanOptions, person_actions, plan_changes
 from .runs import recent_targeted_deactivations, record_failure, record_plan
@@ -158,6 +159,8 @@ class Provisioner:
                                                 self.settings.http_timeout, self.capabilities)
         capabilities.store(self.session, self.capabilities)
         self.session.commit()
+        for name in Feature:
+            ZULIP_FEATURE.labels(name.value).set(int(self.capabilities.allows(name)))
         self._next_detect = time.monotonic() + self.settings.capability_interval
         return self.capabilities
 
