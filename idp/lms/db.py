@@ -8,7 +8,7 @@ a clear 503 ("temporarily unavailable"), never a 500, and which provisioning nev
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,12 +16,29 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
+from ..breaker import CircuitBreaker
 from ..dbapi import fetch_one
 from ..metrics import LMS_ERRORS, LMS_QUERY_SECONDS
 
 
 class LMSUnavailable(Exception):
     """The LMS database could not answer (down, unreachable, timed out, or refused the query)."""
+
+
+class BreakerOpen(LMSUnavailable):
+    """The LMS circuit breaker is open: the LMS was not even asked."""
+
+
+class LMSBreaker(CircuitBreaker):
+    """:class:`idp.breaker.CircuitBreaker` whose failures are LMSUnavailable and which raises
+    :class:`BreakerOpen` while open (no LMS query at all)."""
+
+    def __init__(self, failures: int, cooldown: float,
+                 on_change: Callable[[str], None] | None = None):
+        super().__init__(failures, cooldown, on_change, counts_as_failure=(LMSUnavailable,),
+                         open_error=lambda: BreakerOpen(
+                             "LMS circuit breaker is open: not querying the LMS until the "
+                             "cool-down ends"))
 
 
 def create_lms_engine(url: str, *, statement_timeout_ms: int, connect_timeout: int,

@@ -14,10 +14,10 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app
 from joserfc.jwk import KeySet
 
+from .. import liveness
 from ..audit import record
 from ..extensions import db
 from ..keys import get_keystore
-from ..lms.directory import get_directory
 from ..login.sessions import close_session, current_session
 from .claims import person_claims
 from .models import OIDCToken
@@ -90,7 +90,8 @@ class TokenIntrospection(IntrospectionEndpoint):
         row = token.row
         usable = access_token_active(row) if token.kind == "access_token" \
             else refresh_token_active(row)
-        if not usable or (row.subject and get_directory().get_active(row.subject) is None):
+        if not usable or (row.subject and liveness.active_person(
+                row.subject, liveness.Policy.FAIL_CLOSED) is None):
             return {"active": False}
         payload = {"active": True, "client_id": row.client_id, "scope": row.scope,
                    "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",

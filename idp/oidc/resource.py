@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from authlib.oauth2.rfc6749 import scope_to_list
 
-from ..lms.directory import get_directory
+from .. import liveness
 
 _BEARER = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*) *$", re.IGNORECASE)
 MAX_HEADER_CHARS = 600
@@ -36,10 +36,11 @@ class BearerError(Exception):
         self.status, self.error, self.description = status, error, description
 
 
-def check_access_token(authorization_header: str | None, required_scope: str | None):
+def check_access_token(authorization_header: str | None, required_scope: str | None, *,
+                       policy: liveness.Policy = liveness.Policy.FAIL_CLOSED):
     """The token row behind ``Authorization: Bearer <token>``, its :class:`BearerGrant` and the
     person it speaks for (None for a service token), as ``(row, grant, person)``. Raises
-    :class:`BearerError`. The person is read from the LMS now."""
+    :class:`BearerError`. The person comes from the liveness service under ``policy``."""
     from .tokens import access_token_active, find_by_access_token
 
     if not authorization_header:
@@ -56,7 +57,7 @@ def check_access_token(authorization_header: str | None, required_scope: str | N
         raise BearerError(401, "invalid_token", "The access token expired or was revoked.")
     person = None
     if row.subject is not None:
-        person = get_directory().get_active(row.subject)
+        person = liveness.active_person(row.subject, policy)
         if person is None:
             raise BearerError(401, "invalid_token", "The person is no longer active.")
     grant = BearerGrant(client_id=row.client_id, scopes=frozenset(scope_to_list(row.scope) or []),
@@ -67,6 +68,7 @@ def check_access_token(authorization_header: str | None, required_scope: str | N
     return row, grant, person
 
 
-def validate_bearer(authorization_header: str | None, required_scope: str) -> BearerGrant:
+def validate_bearer(authorization_header: str | None, required_scope: str, *,
+                    policy: liveness.Policy = liveness.Policy.FAIL_CLOSED) -> BearerGrant:
     """Check ``Authorization: Bearer <token>`` and that the token carries ``required_scope``."""
-    return check_access_token(authorization_header, required_scope)[1]
+    return check_access_token(authorization_header, required_scope, policy=policy)[1]

@@ -130,12 +130,14 @@ def kill_lms(app, service):
     attempts = []
     event.listen(dead_engine, "do_connect", lambda *a, **k: attempts.append(1))
 
+    liveness = app.extensions["liveness"]
+
     def kill():
-        service.directory = Directory(dead_engine, real.mapping)
+        service.directory = liveness.directory = Directory(dead_engine, real.mapping)
         return attempts
 
     yield kill
-    service.directory = real
+    service.directory = liveness.directory = real
 
 
 def test_lms_down_answers_from_cache_marked_stale_with_age(client, service_token, kill_lms):
