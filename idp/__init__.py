@@ -35,7 +35,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     (tests)."""
     from importlib import import_module
 
-    from . import cli, keys, liveness, ops
+    from . import cli, keys, liveness, ops, revocation
     from .errors import register_error_handlers
     from .logs import configure_logging
 
@@ -70,6 +70,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     csrf.init_app(app)
     app.extensions["lms_directory"] = _directory(settings)
     liveness.init_app(app)
+    revocation.init_app(app)
     app.extensions["start_links"] = []
     app.extensions["logout_handlers"] = []
     app.extensions["signing_keys"] = keys.KeyStore(settings.keys_dir,

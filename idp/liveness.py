@@ -127,8 +127,12 @@ class LivenessService:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["liveness"] = LivenessService(app.extensions["lms_directory"],
-                                                 load_liveness_settings(app.config["IDP_ENV"]))
+    from . import revocation
+
+    service = LivenessService(app.extensions["lms_directory"],
+                              load_liveness_settings(app.config["IDP_ENV"]))
+    app.extensions["liveness"] = service
+    revocation.register_cache_dropper(app, "liveness", service.forget)
 
 
 def liveness() -> LivenessService:

@@ -10,19 +10,17 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from sqlalchemy.orm import Session
 
-from ..events import person_deprovisioned
-from ..extensions import db
+from .. import revocation
 
 
-def _revoke_person(sender, subject: str, **_) -> None:
-    """idp.events.person_deprovisioned: revoke the person's tokens and spend their codes."""
-    from ..audit import record
+def _revoke_person(session: Session, subject: str) -> int:
+    """idp.revocation: revoke the person's tokens and spend their codes (in the caller's
+    transaction)."""
     from .tokens import revoke_subject
 
-    revoked = revoke_subject(subject)
-    record("oidc_tokens_revoked", "success", subject=subject, tokens=revoked)
-    db.session.commit()
+    return revoke_subject(subject)
 
 
 def init_app(app: Flask) -> None:
@@ -40,4 +38,4 @@ def init_app(app: Flask) -> None:
     app.extensions["oidc"] = OIDCState(settings=settings, server=build_server(app, settings))
     app.register_blueprint(bp)
     app.cli.add_command(oidc_cli)
-    person_deprovisioned.connect(_revoke_person, weak=False)
+    revocation.register_revoker("oidc tokens", _revoke_person)
