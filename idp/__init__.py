@@ -16,7 +16,14 @@ from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import ConfigError, Settings, load_settings
-from .extensions import csrf, db, init_autocommit_engine, migrate
+from .extensions import (
+    bridge_connect_args,
+    csrf,
+    db,
+    init_autocommit_engine,
+    limit_bridge_statements,
+    migrate,
+)
 from .lms.db import create_lms_engine
 from .lms.directory import Directory
 from .people import RoleMapping
@@ -48,7 +55,8 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         # No pre-ping round trip per request: after a database restart the first request
         # answers 503 and the pool reconnects (errors.py).
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": False, "pool_size": 10, "max_overflow": 10},
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": False, "pool_size": 10, "max_overflow": 10,
+                                   "connect_args": bridge_connect_args(env)},
         SESSION_COOKIE_NAME="idp_session", SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=settings.https,
         # The cookie keeps the expiry set at sign-in, like the session row it names: re-signing
@@ -66,6 +74,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
                                 x_host=settings.trusted_proxy_count)
     db.init_app(app)
     init_autocommit_engine(app)
+    limit_bridge_statements(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     csrf.init_app(app)
     app.extensions["lms_directory"] = _directory(settings)
