@@ -24,7 +24,7 @@ from .extensions import (
     limit_bridge_statements,
     migrate,
 )
-from .lms.db import create_lms_engine
+from .lms.db import create_lms_engine, set_bulkhead
 from .lms.directory import Directory
 from .people import RoleMapping
 
@@ -77,7 +77,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     limit_bridge_statements(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     csrf.init_app(app)
-    app.extensions["lms_directory"] = _directory(settings)
+    app.extensions["lms_directory"] = _directory(settings, env)
     liveness.init_app(app)
     revocation.init_app(app)
     app.extensions["start_links"] = []
@@ -94,7 +94,10 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     return app
 
 
-def _directory(settings: Settings) -> Directory:
+def _directory(settings: Settings, env: Mapping[str, str]) -> Directory:
+    from .config import env_int
+
+    set_bulkhead(env_int(env, "LMS_MAX_CONCURRENT", 8, minimum=1, maximum=1000))
     engine = create_lms_engine(settings.lms_database_url,
                                statement_timeout_ms=settings.lms_statement_timeout_ms,
                                connect_timeout=settings.lms_connect_timeout)

@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from .dbtimeouts import database_failure
 from .extensions import db
-from .lms.db import LMSUnavailable
+from .lms.db import LMSBusy, LMSUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(LMSUnavailable)
     def lms_unavailable(exc: LMSUnavailable):
+        if isinstance(exc, LMSBusy):  # the bulkhead: come back in a second
+            return unavailable("LMS", str(exc), "The LMS is answering slowly right now. Please "
+                               "try again in a moment.", 1)
         return unavailable("LMS", str(exc),
                            "The LMS cannot be reached right now. Please try again in a few "
                            "minutes.", 30)

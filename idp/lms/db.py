@@ -9,6 +9,8 @@ a clear 503 ("temporarily unavailable"), never a 500, and which provisioning nev
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -32,6 +34,40 @@ class BreakerOpen(LMSUnavailable):
     """The LMS circuit breaker is open: the LMS was not even asked."""
 
 
+class LMSBusy(LMSUnavailable):
+    """This process already has ``LMS_MAX_CONCURRENT`` LMS queries in flight (bulkhead): the
+    request gets a quick 503 instead of queueing behind a slow LMS. Not a breaker failure."""
+
+
+class Bulkhead:
+    """At most ``limit`` concurrent LMS queries per process; the next one fails at once."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._slots = threading.BoundedSemaphore(limit)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if not self._slots.acquire(blocking=False):
+            LMS_ERRORS.labels("bulkhead").inc()
+            raise LMSBusy(f"LMS busy: {self.limit} queries already in flight in this process "
+                          f"(LMS_MAX_CONCURRENT)")
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
+BULKHEAD = Bulkhead(int(os.environ.get("LMS_MAX_CONCURRENT", "8") or 8))
+
+
+def set_bulkhead(limit: int) -> None:
+    """Resize the per-process bulkhead (create_app, from LMS_MAX_CONCURRENT)."""
+    global BULKHEAD
+    if limit != BULKHEAD.limit:
+        BULKHEAD = Bulkhead(limit)
+
+
 class LMSBreaker(CircuitBreaker):
     """:class:`idp.breaker.CircuitBreaker` whose failures are LMSUnavailable and which raises
     :class:`BreakerOpen` while open (no LMS query at all)."""
@@ -39,6 +75,7 @@ class LMSBreaker(CircuitBreaker):
     def __init__(self, failures: int, cooldown: float,
                  on_change: Callable[[str], None] | None = None):
         super().__init__(failures, cooldown, on_change, counts_as_failure=(LMSUnavailable,),
+                         not_a_failure=(LMSBusy,),
                          open_error=lambda: BreakerOpen(
                              "LMS circuit breaker is open: not querying the LMS until the "
                              "cool-down ends"))
@@ -66,7 +103,8 @@ def _measured(name: str, engine: Engine | None = None) -> Iterator[None]:
     LMSUnavailable (the original is chained, never shown to users)."""
     started = time.perf_counter()
     try:
-        yield
+        with BULKHEAD.slot():
+            yield
     except (OperationalError, DBAPIError, SQLAlchemyError) as exc:
         LMS_ERRORS.labels(name).inc()
         where = database_failure(exc, engine.url if engine is not None else None)
