@@ -40,11 +40,13 @@ def init_app(app: Flask) -> None:
     """Read settings, register the models, the status page, the CLI and the login receiver."""
     from . import models  # noqa: F401 - registers the tables
     from .cli import provision_cli
+    from .sync_api import bp as sync_bp
     from .views import bp
 
     settings = load_provision_settings(app.config["IDP_ENV"])
     app.extensions["provisioning"] = {"settings": settings}
     app.register_blueprint(bp)
+    app.register_blueprint(sync_bp)
     app.cli.add_command(provision_cli)
     add_start_link(app, StartLink(
         "Provisioning", url=lambda: url_for("provisioning.status_page"),
