@@ -4,18 +4,13 @@ for a token holder and a session holder."""
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
 
 from idp import clock
-from idp.extensions import db
 from idp.liveness import LivenessService, LivenessSettings, Policy
 from idp.lms.db import BreakerOpen, LMSUnavailable, create_lms_engine
 from idp.lms.directory import Directory
-from idp.oidc.tokens import new_family_id, store_token
-from tests.context.conftest import register_client
-from tests.helpers import client_login
+from tests.helpers import client_login, stored_bearer
 
 DEAD_LMS = "postgresql+psycopg2://idp_reader@127.0.0.1:9/lms"
 PROFILE = "/api/v1/lms/students/{}/profile"
@@ -79,20 +74,8 @@ def test_fail_closed_raises_stale_ok_serves_last_answer(app, dead_directory):
             live.check("mentor:1", Policy.STALE_OK)
 
 
-def _mentor_token(app) -> dict:
-    client_id, _ = register_client(app, "mentor-agent", redirect_uris=[],
-                                   grant_types=["client_credentials"], scopes=["lms.context"])
-    value = secrets.token_urlsafe(32)
-    with app.app_context():
-        store_token({"access_token": value, "scope": "lms.context", "expires_in": 3600},
-                    client_id=client_id, subject="mentor:1", family_id=new_family_id(),
-                    auth_time=None)
-        db.session.commit()
-    return {"Authorization": f"Bearer {value}"}
-
-
 def test_token_holder_and_session_holder_both_get_stale_context(app, client, lms_down):
-    headers = _mentor_token(app)
+    headers = stored_bearer(app, "lms.context", "mentor:1")
     assert client.get(PROFILE.format(1), headers=headers).json["stale"] is False
     browser = app.test_client()
     client_login(browser, "mentor1")

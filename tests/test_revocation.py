@@ -20,25 +20,15 @@ from idp import clock, revocation
 from idp.extensions import db
 from idp.models import LoginSession
 from idp.oidc.models import OIDCToken
-from idp.oidc.tokens import new_family_id, store_token
 from idp.saml.models import SamlLogin
-from tests.context.conftest import register_client
-from tests.helpers import client_login
+from tests.helpers import client_login, stored_bearer
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = "/api/v1/lms/students/{}/profile"
 
 
 def _token(app, subject: str) -> str:
-    client_id, _ = register_client(app, f"agent-{secrets.token_hex(3)}", redirect_uris=[],
-                                   grant_types=["client_credentials"], scopes=["lms.context"])
-    value = secrets.token_urlsafe(32)
-    with app.app_context():
-        store_token({"access_token": value, "refresh_token": secrets.token_urlsafe(32),
-                     "scope": "lms.context", "expires_in": 3600}, client_id=client_id,
-                    subject=subject, family_id=new_family_id(), auth_time=None)
-        db.session.commit()
-    return value
+    return stored_bearer(app, "lms.context", subject)["Authorization"].split()[1]
 
 
 def _saml_login(app, subject: str) -> None:

@@ -5,7 +5,6 @@ waits on a database."""
 
 from __future__ import annotations
 
-import secrets
 import socket
 import threading
 import time
@@ -14,12 +13,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy.exc import DatabaseError
 
-from idp.extensions import db
 from idp.liveness import LivenessService, LivenessSettings, Policy
 from idp.lms.db import BreakerOpen, LMSUnavailable, create_lms_engine
 from idp.lms.directory import Directory
-from idp.oidc.tokens import new_family_id, store_token
-from tests.context.conftest import register_client
+from tests.helpers import stored_bearer
 
 
 class BlackHoleProxy:
@@ -160,23 +157,16 @@ def test_bulkhead_answers_a_quick_503_beyond_the_concurrency_limit(app, client, 
     from idp.lms import db as lms_db
 
     monkeypatch.setattr(lms_db, "BULKHEAD", lms_db.Bulkhead(2))
-    client_id, _ = register_client(app, "agent", redirect_uris=[],
-                                   grant_types=["client_credentials"], scopes=["lms.context"])
-    token = secrets.token_urlsafe(32)
-    with app.app_context():
-        store_token({"access_token": token, "scope": "lms.context", "expires_in": 3600},
-                    client_id=client_id, subject=None, family_id=new_family_id(),
-                    auth_time=None)
-        db.session.commit()
+    headers = stored_bearer(app, "lms.context")
     live = app.extensions["liveness"]
     app.extensions["context"].service.cache.clear()
     with lms_db.BULKHEAD.slot(), lms_db.BULKHEAD.slot():
         started = time.monotonic()
         response = client.get("/api/v1/lms/students/1/profile",
-                              headers={"Authorization": f"Bearer {token}"})
+                              headers=headers)
         assert time.monotonic() - started < 1.0
         assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
         assert client.get("/healthz").status_code == 200
     assert live.breaker.state == "closed"
     assert client.get("/api/v1/lms/students/1/profile",
-                      headers={"Authorization": f"Bearer {token}"}).status_code == 200
+                      headers=headers).status_code == 200

@@ -5,14 +5,10 @@ input answered in JSON, never a 500, never a partial write."""
 from __future__ import annotations
 
 import re
-import secrets
 
 import pytest
 
-from idp.extensions import db
-from idp.oidc.tokens import new_family_id, store_token
-from tests.context.conftest import register_client
-from tests.helpers import client_login
+from tests.helpers import client_login, stored_bearer
 
 from .conftest import outbox, runs
 
@@ -20,15 +16,7 @@ URL = "/api/v1/lms/sync/students"
 
 
 def _token(app, scope: str, subject: str | None = None) -> dict:
-    client_id, _ = register_client(app, f"sync-{secrets.token_hex(3)}", redirect_uris=[],
-                                   grant_types=["client_credentials"], scopes=["lms.context"])
-    value = secrets.token_urlsafe(32)
-    with app.app_context():
-        store_token({"access_token": value, "scope": scope, "expires_in": 3600},
-                    client_id=client_id, subject=subject, family_id=new_family_id(),
-                    auth_time=None)
-        db.session.commit()
-    return {"Authorization": f"Bearer {value}"}
+    return stored_bearer(app, scope, subject)
 
 
 def _staff(client) -> dict:
