@@ -197,6 +197,12 @@ def latency(args) -> list[str]:
     return lines
 
 
+def _delivered(realm, ids: set[int]) -> list[float]:
+    """Arrival times of the deactivations of ``ids`` at the double."""
+    return [at for at, method, path, body in list(realm.requests)
+            if _deactivation_target(method, path, body) in ids]
+
+
 def recovery(args) -> list[str]:
     """Part (c): a Zulip outage with 1,000 deactivations and 5,000 group changes pending."""
     import psycopg2
@@ -228,38 +234,49 @@ def recovery(args) -> list[str]:
             ids = {realm.by_email(p.email).id for p in people if p.lms_id in set(leaving)
                    and p.kind == "student"}
             with app.app_context():
-                worker = _provisioner(app)
-                worker.detect_capabilities()
+                planner = _provisioner(app)
+                planner.detect_capabilities()
                 zulip.stop()
-                worker.poll()
-                tries = 0
-                outage_end = time.monotonic() + args.outage
-                while time.monotonic() < outage_end:
-                    tries += worker.deliver_all().retried
-                    time.sleep(0.2)  # the worker's own loop waits about this long
+                planner.poll()  # Zulip is down: everything waits in the outbox
+                from idp.extensions import db
                 from idp.provisioning.delivery import pending_count
 
-                pending = pending_count(worker.session)
+                pending = pending_count(planner.session)
+                db.session.remove()
+            # the worker runs as in production: its own process (`provision run`)
+            log_path = Path(tempfile.gettempdir()) / "bench-provision-recovery.log"
+            worker_env = {**env, **_zulip_env(zulip, target), "IDP_LOG_LEVEL": "INFO",
+                          "IDP_LOG_FORMAT": "text"}
+            with open(log_path, "w") as log:
+                worker = subprocess.Popen(
+                    [sys.executable, "-m", "flask", "--app", "wsgi", "provision", "run"],
+                    cwd=ROOT, env=worker_env, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                _wait(lambda path=log_path: "now delivers" in path.read_text(), 60, "the worker")
+                time.sleep(args.outage)  # the outage itself: the bench just waits
+                tries = log_path.read_text().count("will be retried")
                 zulip.start()
                 back = time.monotonic()
-                while True:
-                    if not worker.deliver_all(max_rounds=50).touched:
-                        time.sleep(0.01)  # breaker cooling down: the worker waits too
-                    done = [at for at, method, path, body in list(realm.requests)
-                            if _deactivation_target(method, path, body) in ids]
-                    if len(done) >= len(ids) or time.monotonic() - back > 600:
-                        break
-                last = max(done) - back if done else float("nan")
+
+                _wait(lambda r=realm, i=ids: len(_delivered(r, i)) >= len(i), 600,
+                      "every deactivation")
+                done = _delivered(realm, ids)
+                last = max(done) - back
+                first = min(done) - back
                 groups_before = sum(
                     1 for at, method, path, _ in list(realm.requests)
                     if at <= back + last and ("/Groups" in path or "user_groups" in path)
                     and method != "GET")
-            rate = len(done) / last if last and last > 0 else float("nan")
+            finally:
+                worker.terminate()
+                worker.wait(timeout=20)
+            rate = len(done) / (last - first) if last > first else float("nan")
             lines.append(
                 f"- (c) {flavour}: {args.outage:g} s outage with {pending} actions pending "
                 f"({len(ids)} deactivations, {group_changes} group changes); {tries} attempts "
-                f"during the outage (breaker); recovery → last deactivation delivered "
-                f"{last:.2f} s ({rate:.0f} deactivations/s, target ≥ 100/s on the loopback "
+                f"during the outage (breaker); recovery → first deactivation {first:.2f} s, "
+                f"→ last {last:.2f} s ({rate:.0f} deactivations/s between them, target ≥ "
+                f"100/s on the loopback "
                 f"double: {'met' if rate >= 100 else 'MISSED'}), group changes sent before it: "
                 f"{groups_before}")
             print(lines[-1], flush=True)
