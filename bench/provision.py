@@ -215,6 +215,8 @@ def recovery(args) -> list[str]:
         lms = psycopg2.connect(env["LMS_ADMIN_DATABASE_URL"])
         lms.autocommit = True
         for flavour, (target, version) in FLAVOURS.items():
+            if args.doubles and args.doubles.lower() not in flavour.lower():
+                continue
             realm = ZulipRealm(version=version)
             zulip = DoubleServer(realm)
             app = _app(env, **_zulip_env(zulip, target))
@@ -269,7 +271,12 @@ def recovery(args) -> list[str]:
                     and method != "GET")
             finally:
                 worker.terminate()
-                worker.wait(timeout=20)
+                try:
+                    worker.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    print("  the worker did not stop within 30 s of SIGTERM", flush=True)
+                    worker.kill()
+                    worker.wait()
             rate = len(done) / (last - first) if last > first else float("nan")
             lines.append(
                 f"- (c) {flavour}: {args.outage:g} s outage with {pending} actions pending "
@@ -370,6 +377,8 @@ def main() -> None:
     parser.add_argument("--outage", type=float, default=60.0,
                         help="seconds Zulip stays down in part (c)")
     parser.add_argument("--recovery-deactivations", type=int, default=1000)
+    parser.add_argument("--doubles", default="", help="only the doubles whose name contains "
+                        "this (e.g. REST) in part (c)")
     parser.add_argument("--recovery-groups", type=int, default=5000)
     parser.add_argument("--plan-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -204,13 +204,16 @@ class Provisioner:
             log.warning("adoption postponed: %s", exc)
             return 0
 
-    def deliver_all(self, *, max_rounds: int = 1000) -> DeliveryReport:
+    def deliver_all(self, *, max_rounds: int = 1000,
+                    stop: threading.Event | None = None) -> DeliveryReport:
         total = DeliveryReport()
         if self.capabilities is None and self.target is not None:
             self._load_capabilities()
         if self.capabilities is None or time.monotonic() >= self._next_detect:
             self.detect_capabilities()
         for _ in range(max_rounds):
+            if stop is not None and stop.is_set():  # SIGTERM: leave between batches
+                break
             report = deliver_batch(self.session, self.target, self.settings,
                                    capabilities=self.capabilities)
             total.add(report)
@@ -291,7 +294,7 @@ class Provisioner:
         if now >= self._next_poll:
             self._next_poll = now + self.settings.interval
             self.poll()
-        report = self.deliver_all(max_rounds=10)
+        report = self.deliver_all(max_rounds=10, stop=stop)
         if report.touched and not report.blocked:
             return
         timeout = max(0.0, min(self._next_poll - time.monotonic(), 1.0))
