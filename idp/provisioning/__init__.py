@@ -1,7 +1,10 @@
 """Feature package: provisioning into Zulip over SCIM 2.0 or REST, with nothing lost.
 
-Modules (imports flow downwards): ``views``/``cli`` → ``worker`` → ``runs``/``delivery``/
-``adoption``/``notify`` → ``plan``/``ledger``/``targets`` → ``models``/``settings``.
+Modules (imports flow downwards): ``views``/``sync_api``/``cli`` → ``worker`` →
+``runs``/``delivery``/``capabilities``/``adoption``/``notify`` → ``plan``/``ledger`` →
+``actions`` (the typed vocabulary) → ``targets`` → ``models``/``settings``; actions wait in the
+foundation's :mod:`idp.outbox`, and deactivations end local access through
+:mod:`idp.revocation`.
 """
 
 from __future__ import annotations
