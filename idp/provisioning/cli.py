@@ -10,8 +10,10 @@ import threading
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, ScriptInfo
+from sqlalchemy.exc import SQLAlchemyError
 
+from ..dbtimeouts import database_failure
 from ..extensions import db
 from ..lms.db import LMSUnavailable
 from ..lms.directory import get_directory
@@ -23,7 +25,21 @@ from .status import status_report
 from .targets import TargetError, build_target
 from .worker import Provisioner, snapshot_plan
 
-provision_cli = AppGroup("provision", help="Provisioning into Zulip (SCIM 2.0 or REST).")
+
+class ProvisionGroup(AppGroup):
+    """Commands whose database failures end in one line naming the database, no traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SQLAlchemyError as exc:
+            app = ctx.ensure_object(ScriptInfo).load_app()
+            with app.app_context():
+                where = database_failure(exc, db.engine.url)
+            raise click.ClickException(f"bridge database unavailable: {where}") from None
+
+
+provision_cli = ProvisionGroup("provision", help="Provisioning into Zulip (SCIM 2.0 or REST).")
 log = logging.getLogger(__name__)
 
 

@@ -110,6 +110,21 @@ def _repeat_or_add(session: Session, status: str, reason: str, trigger: str, now
     return run
 
 
+def record_plan_only(session: Session, plan: Plan) -> None:
+    """Plan-only mode (no Zulip configured): keep one "plan-only" run up to date with what
+    would be done, for the status page and ``provision status`` (commits)."""
+    now = clock.now()
+    last = session.scalars(select(ProvisionRun).order_by(ProvisionRun.id.desc()).limit(1)).first()
+    if last is None or last.status != "plan-only":
+        last = ProvisionRun(started_at=now, trigger="poll", status="plan-only", deactivations=0,
+                            counts={}, people_seen=0, managed=0)
+        session.add(last)
+    last.started_at, last.people_seen, last.managed = now, plan.people_seen, plan.managed
+    last.deactivations, last.counts = plan.deactivations, plan.counts()
+    last.reason = plan.refused or "plan-only: nothing is sent (no ZULIP_URL)"
+    session.commit()
+
+
 def _touch_empty_run(session: Session, plan: Plan, trigger: str, now: dt.datetime) -> None:
     """A poll that found nothing to do updates the latest "empty" run instead of adding one
     row every interval (the status page shows when the LMS was last read)."""

@@ -33,7 +33,12 @@ from .ledger import load_ledger
 from .metrics import LEADER, ZULIP_FEATURE
 from .notify import Change, LmsListener
 from .plan import Plan, PlanOptions, person_actions, plan_changes
-from .runs import recent_targeted_deactivations, record_failure, record_plan
+from .runs import (
+    recent_targeted_deactivations,
+    record_failure,
+    record_plan,
+    record_plan_only,
+)
 from .settings import ProvisionSettings
 from .targets.base import TargetError, ZulipTarget
 
@@ -265,6 +270,7 @@ class Provisioner:
         if self.target is None:
             try:
                 plan = snapshot_plan(self.session, self.directory, self.settings)
+                record_plan_only(self.session, plan)
                 summary = (plan.people_seen, plan.counts())
                 log.log(logging.INFO if summary != self._last_summary else logging.DEBUG,
                         "plan-only: %d people read, %d actions would be planned %s",
