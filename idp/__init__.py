@@ -17,9 +17,16 @@ from flask import Flask, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import ConfigError, ProblemList, Settings, load_settings
-from .extensions import csrf, db, init_autocommit_engine, migrate
+from .extensions import (
+    bridge_connect_args,
+    csrf,
+    db,
+    init_autocommit_engine,
+    limit_bridge_statements,
+    migrate,
+)
 from .headers import CSP
-from .lms.db import create_lms_engine
+from .lms.db import create_lms_engine, set_bulkhead
 from .lms.directory import Directory
 from .metrics import HTTP_REQUESTS, HTTP_SECONDS
 from .people import RoleMapping
@@ -37,7 +44,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     (tests)."""
     from importlib import import_module
 
-    from . import cli, housekeeping, keys, ops
+    from . import cli, housekeeping, keys, liveness, ops, revocation
     from .errors import register_error_handlers
     from .logs import configure_logging
 
@@ -50,7 +57,8 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         # No pre-ping round trip per request: after a database restart the first request
         # answers 503 and the pool reconnects (errors.py).
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": False, "pool_size": 10, "max_overflow": 10},
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": False, "pool_size": 10, "max_overflow": 10,
+                                   "connect_args": bridge_connect_args(env)},
         # The one cookie (session token and CSRF token). SameSite=Lax: it rides along on
         # top-level GET navigations from other sites (SAML HTTP-Redirect AuthnRequests, OIDC
         # authorization requests, launch links, the hop from a cross-site SAML HTTP-POST to
@@ -75,9 +83,12 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
                                 x_host=settings.trusted_proxy_count)
     db.init_app(app)
     init_autocommit_engine(app)
+    limit_bridge_statements(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     csrf.init_app(app)
-    app.extensions["lms_directory"] = _directory(settings)
+    app.extensions["lms_directory"] = _directory(settings, env)
+    liveness.init_app(app)
+    revocation.init_app(app)
     app.extensions["start_links"] = []
     app.extensions["logout_handlers"] = []
     app.extensions["logout_form_targets"] = []   # () -> URLs a sign-out form may redirect to
@@ -96,7 +107,10 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     return app
 
 
-def _directory(settings: Settings) -> Directory:
+def _directory(settings: Settings, env: Mapping[str, str]) -> Directory:
+    from .config import env_int
+
+    set_bulkhead(env_int(env, "LMS_MAX_CONCURRENT", 8, minimum=1, maximum=1000))
     engine = create_lms_engine(settings.lms_database_url,
                                statement_timeout_ms=settings.lms_statement_timeout_ms,
                                connect_timeout=settings.lms_connect_timeout)

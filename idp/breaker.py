@@ -30,17 +30,20 @@ class CircuitOpen(Exception):
 class CircuitBreaker:
     """Thread-safe; time comes from :func:`idp.clock.now` so tests can move it.
 
-    ``counts_as_failure`` are the exception types that count (others pass through untouched);
+    ``counts_as_failure`` are the exception types that count, except ``not_a_failure`` (others
+    pass through untouched);
     ``open_error`` builds the exception raised while open.
     """
 
     def __init__(self, failures: int, cooldown: float,
                  on_change: Callable[[str], None] | None = None, *,
                  counts_as_failure: tuple[type[BaseException], ...] = (Exception,),
+                 not_a_failure: tuple[type[BaseException], ...] = (),
                  open_error: Callable[[], Exception] = lambda: CircuitOpen(
                      "circuit breaker is open")):
         self.threshold, self.cooldown = failures, cooldown
         self.counts_as_failure, self.open_error = counts_as_failure, open_error
+        self.not_a_failure = not_a_failure
         self._lock = threading.Lock()
         self._failures = 0
         self._state = CLOSED
@@ -120,6 +123,9 @@ class CircuitBreaker:
             raise self.open_error()
         try:
             result = fn()
+        except self.not_a_failure:
+            self.abandoned()
+            raise
         except self.counts_as_failure:
             self.failed()
             raise

@@ -19,6 +19,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from .dbtimeouts import deadline_of
+
 
 @contextmanager
 def driver_cursor(engine: Engine) -> Iterator[Any]:
@@ -28,7 +30,7 @@ def driver_cursor(engine: Engine) -> Iterator[Any]:
     connection = None
     try:
         connection = engine.raw_connection()
-        with connection.cursor() as cursor:
+        with deadline_of(engine, connection.driver_connection), connection.cursor() as cursor:
             yield cursor
     except driver_error as exc:
         if connection is not None and engine.dialect.is_disconnect(

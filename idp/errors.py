@@ -8,12 +8,13 @@ import logging
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from .csrf import CROSS_SITE_REASONS
+from .dbtimeouts import database_failure
 from .extensions import db
-from .lms.db import LMSUnavailable
+from .lms.db import LMSBusy, LMSUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,10 @@ def register_error_handlers(app: Flask) -> None:
                               "reload the page and try again.", "invalid_request")
 
     def unavailable(what: str, detail: str, message: str, retry_after: int):
-        db.session.rollback()
+        try:
+            db.session.rollback()
+        except DBAPIError:  # the connection is already gone; the pool discards it
+            db.session.close()
         log.error("%s unavailable: %s", what, detail)
         response, status = error_response(503, "Temporarily unavailable", message,
                                           "temporarily_unavailable")
@@ -58,17 +62,29 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(LMSUnavailable)
     def lms_unavailable(exc: LMSUnavailable):
+        if isinstance(exc, LMSBusy):  # the bulkhead: come back in a second
+            return unavailable("LMS", str(exc), "The LMS is answering slowly right now. Please "
+                               "try again in a moment.", 1)
         return unavailable("LMS", str(exc),
                            "The LMS cannot be reached right now. Please try again in a few "
                            "minutes.", 30)
 
     @app.errorhandler(OperationalError)
-    def bridge_database_unavailable(exc: OperationalError):
+    def bridge_database_unavailable(exc: DBAPIError):
         """The bridge's own database is unreachable (or was restarted: the pool reconnects on
         the next request, since connections are not pinged before use)."""
-        return unavailable("bridge database", type(exc).__name__,
+        return unavailable("bridge database", database_failure(exc, db.engine.url),
                            "The sign-in service cannot reach its database right now. Please "
                            "try again shortly.", 10)
+
+    @app.errorhandler(DBAPIError)
+    def bridge_database_failed(exc: DBAPIError):
+        """A connection lost mid-statement (``psycopg2.DatabaseError: server closed the
+        connection unexpectedly``, a restart, a client-side deadline) is the database being
+        unavailable too; integrity and programming errors are not."""
+        if exc.connection_invalidated or type(exc) in (DatabaseError, InterfaceError):
+            return bridge_database_unavailable(exc)
+        return unexpected(exc)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

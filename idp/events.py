@@ -3,9 +3,12 @@
 Each is sent as ``signal.send(sender, subject="student:42")``; receivers take
 ``(sender, subject)``.
 
-- ``person_deprovisioned``: the person left or was deactivated in the LMS; every listener ends
-  what it holds for them (login sessions, OIDC tokens, launch links, cached context).
-- ``person_changed``: the person's LMS data changed; caches drop their entries.
+- ``person_deprovisioned``: the person left or was deactivated in the LMS, and
+  :func:`idp.revocation.revoke_person` has already ended what the bridge held for them (in the
+  transaction that recorded it, for every process). Sent after that commit, in the process that
+  committed, for listeners that want to react; never the way to revoke anything.
+- ``person_changed``: the person's LMS data changed; caches of this process drop their entries
+  (other processes hear it through :func:`idp.revocation.announce_change`).
 - ``inactive_login_attempt``: someone tried to sign in (password or launch link) as a person the
   LMS says is inactive; provisioning deprovisions them at once.
 """

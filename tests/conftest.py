@@ -77,6 +77,8 @@ def env(pg, lms, base_url, tmp_path_factory) -> dict[str, str]:
         "IDP_LAUNCH_SERVICE_URLS": "https://zulip.example.edu",
         "IDP_LOG_FORMAT": "text",
         "IDP_LOG_LEVEL": "WARNING",
+        # tests change the LMS and look at once; tests/test_liveness.py covers the cache
+        "IDP_LIVENESS_CACHE_SECONDS": "0",
     }
 
 

@@ -68,3 +68,21 @@ def wait_for(condition, timeout: float = 20.0, what: str = "condition") -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def stored_bearer(app, scope: str, subject: str | None = None) -> dict:
+    """Headers with a fresh access token of ``scope`` for ``subject`` (None: a service), stored
+    the way the token endpoint stores one, for tests of token holders."""
+    from idp.extensions import db
+    from idp.oidc.tokens import new_family_id, store_token
+    from tests.context.conftest import register_client
+
+    client_id, _ = register_client(app, f"agent-{secrets.token_hex(4)}", redirect_uris=[],
+                                   grant_types=["client_credentials"], scopes=["lms.context"])
+    value = secrets.token_urlsafe(32)
+    with app.app_context():
+        store_token({"access_token": value, "refresh_token": secrets.token_urlsafe(32),
+                     "scope": scope, "expires_in": 3600}, client_id=client_id,
+                    subject=subject, family_id=new_family_id(), auth_time=None)
+        db.session.commit()
+    return {"Authorization": f"Bearer {value}"}

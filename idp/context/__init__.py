@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from flask import Flask, url_for
 
-from ..events import person_changed, person_deprovisioned
+from .. import revocation
+from ..events import person_changed
 from ..navigation import StartLink, add_start_link
 from .service import ContextService
 from .settings import ContextSettings, load_context_settings
@@ -40,7 +41,7 @@ def init_app(app: Flask) -> None:
         service.forget(subject)
 
     person_changed.connect(forget, weak=False)
-    person_deprovisioned.connect(forget, weak=False)
+    revocation.register_cache_dropper(app, "context", service.forget)
     add_start_link(app, StartLink(
         "My students", url=lambda: url_for("context_pages.my_students"),
         description="Progress, streaks and scores of the students you mentor",

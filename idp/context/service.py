@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from .. import clock
+from .. import clock, liveness
 from ..lms.db import LMSUnavailable
 from ..lms.directory import Directory
 from ..people import Person, parse_subject
@@ -106,18 +106,10 @@ class ContextService:
         """The person behind a session or token, active in the LMS now. When the LMS cannot
         answer, the last known good copy (at most ``stale_max_age`` old) stands in, and the
         second value says so. (None, False): gone or inactive."""
-        try:
-            person = self.breaker.call(lambda: self.directory.get(subject))
-        except LMSUnavailable:
-            entry = self.cache.last_good("viewer", subject, self.settings.stale_max_age)
-            if entry is None:
-                raise
-            return entry.value, True
-        if person is None or not person.active:
+        answer = liveness.check(subject, liveness.Policy.STALE_OK)
+        if answer.person is None:
             self.cache.drop_tag(subject)
-            return None, False
-        self.cache.put("viewer", subject, person, [subject])
-        return person, False
+        return answer.person, answer.stale
 
     # -- students ------------------------------------------------------------------------
 

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from flask import Flask
+from sqlalchemy.orm import Session
 
-from ..events import person_deprovisioned
-from ..extensions import db
+from .. import revocation
 from .sessions import revoke_subject
 
 
-def _end_sessions(sender, subject: str, **_) -> None:
-    revoke_subject(subject)
-    db.session.commit()
+def _end_sessions(session: Session, subject: str) -> int:
+    """idp.revocation: the person's browser sessions end (in the caller's transaction)."""
+    return revoke_subject(subject)
 
 
 def init_app(app: Flask) -> None:
     from .views import bp
 
     app.register_blueprint(bp)
-    person_deprovisioned.connect(_end_sessions, weak=False)
+    revocation.register_revoker("login sessions", _end_sessions)

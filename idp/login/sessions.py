@@ -14,12 +14,11 @@ from dataclasses import dataclass, fields
 from flask import current_app, g, session
 from sqlalchemy import bindparam, insert, update
 
-from .. import clock
+from .. import clock, liveness
 from ..audit import audit_values
 from ..dbapi import driver_cursor
 from ..extensions import autocommit_connection, autocommit_engine, db
 from ..hashing import token_digest
-from ..lms.directory import get_directory
 from ..models import AuditEvent, LoginSession
 from ..net import client_ip
 from ..people import Person
@@ -127,7 +126,7 @@ def current_person() -> Person | None:
     row = current_session()
     if row is None:
         return None
-    person = get_directory().get_active(row.subject)
+    person = liveness.active_person(row.subject, liveness.Policy.FAIL_CLOSED)
     if person is None:
         revoke_subject(row.subject)
         db.session.commit()

@@ -10,24 +10,26 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, url_for
+from sqlalchemy.orm import Session
 
-from ..events import person_deprovisioned
-from ..extensions import db
+from .. import revocation
 from ..housekeeping import add_pruner
 from ..navigation import StartLink, add_start_link
 
 
-def _revoke_person(sender, subject: str, **_) -> None:
-    """idp.events.person_deprovisioned: revoke the person's tokens and spend their codes."""
-    from ..audit import record
-    from .consents import revoke_all
+def _revoke_person(session: Session, subject: str) -> int:
+    """idp.revocation: revoke the person's tokens and spend their codes (in the caller's
+    transaction)."""
     from .tokens import revoke_subject
 
-    revoked = revoke_subject(subject)
-    forgotten = revoke_all(db.session, subject)
-    record("oidc_tokens_revoked", "success", subject=subject, tokens=revoked,
-           consents=forgotten)
-    db.session.commit()
+    return revoke_subject(subject)
+
+
+def _forget_consents(session: Session, subject: str) -> int:
+    """idp.revocation: forget the person's remembered consents (in the caller's transaction)."""
+    from .consents import revoke_all
+
+    return revoke_all(session, subject)
 
 
 def init_app(app: Flask) -> None:
@@ -53,6 +55,7 @@ def init_app(app: Flask) -> None:
         "applications you allowed to use your account"))
     app.register_blueprint(registration_bp)
     app.cli.add_command(oidc_cli)
-    person_deprovisioned.connect(_revoke_person, weak=False)
+    revocation.register_revoker("oidc tokens", _revoke_person)
+    revocation.register_revoker("oidc consents", _forget_consents)
     app.extensions["login_form_targets"].append(login_form_targets)
     add_pruner(app, lambda: dict(zip(("OIDC codes", "OIDC tokens"), prune(), strict=True)))

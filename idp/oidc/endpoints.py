@@ -17,10 +17,10 @@ from flask import current_app
 from flask import request as flask_request
 from joserfc.jwk import KeySet
 
+from .. import liveness
 from ..audit import record
 from ..extensions import db
 from ..keys import get_keystore
-from ..lms.directory import get_directory
 from ..login.sessions import close_session, current_session
 from .claims import person_claims, requested_names
 from .idtoken import decode_id_token_hint
@@ -94,7 +94,8 @@ class TokenIntrospection(IntrospectionEndpoint):
         row = token.row
         usable = access_token_active(row) if token.kind == "access_token" \
             else refresh_token_active(row)
-        if not usable or (row.subject and get_directory().get_active(row.subject) is None):
+        if not usable or (row.subject and liveness.active_person(
+                row.subject, liveness.Policy.FAIL_CLOSED) is None):
             return {"active": False}
         payload = {"active": True, "client_id": row.client_id, "scope": row.scope,
                    "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",

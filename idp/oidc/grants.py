@@ -18,12 +18,11 @@ from flask import current_app
 from joserfc.jwk import RSAKey
 from sqlalchemy import exists, select
 
-from .. import clock
+from .. import clock, liveness
 from ..audit import record
 from ..extensions import db
 from ..hashing import token_digest
 from ..keys import get_keystore
-from ..lms.directory import get_directory
 from .claims import person_claims, requested_names
 from .models import USER_SCOPES, OIDCAuthorizationCode
 from .tokens import (
@@ -87,7 +86,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: OIDCAuthorizationCode):
         """The person as the LMS has them now: a deactivated person gets no token."""
-        return get_directory().get_active(authorization_code.subject)
+        return liveness.active_person(authorization_code.subject, liveness.Policy.FAIL_CLOSED)
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -110,7 +109,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return None
 
     def authenticate_user(self, refresh_token: SpentRefreshToken):
-        person = get_directory().get_active(refresh_token.subject) \
+        person = liveness.active_person(refresh_token.subject, liveness.Policy.FAIL_CLOSED) \
             if refresh_token.subject else None
         if person is None:
             revoke_family(refresh_token.family_id)

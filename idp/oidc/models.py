@@ -178,11 +178,12 @@ class OIDCToken(db.Model):
         return db.session.get(OIDCClient, self.client_id)
 
     def get_user(self):
-        from ..lms.directory import get_directory
+        from .. import liveness
 
         if "person" in self.__dict__:  # checked by the bearer protector in this request
             return self.__dict__["person"]
-        return get_directory().get_active(self.subject) if self.subject else None
+        return liveness.active_person(self.subject, liveness.Policy.FAIL_CLOSED) \
+            if self.subject else None
 
 
 class OIDCConsent(db.Model):

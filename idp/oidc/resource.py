@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from authlib.oauth2.rfc6749 import scope_to_list
 
-from ..lms.directory import get_directory
+from .. import liveness
 
 _BEARER = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*) *$", re.IGNORECASE)
 MAX_HEADER_CHARS = 600
@@ -37,12 +37,13 @@ class BearerError(Exception):
 
 
 def check_access_token(authorization_header: str | None, required_scope: str | None,
-                       audience: str | None = None):
+                       audience: str | None = None, *,
+                       policy: liveness.Policy = liveness.Policy.FAIL_CLOSED):
     """The token row behind ``Authorization: Bearer <token>``, its :class:`BearerGrant` and the
     person it speaks for (None for a service token), as ``(row, grant, person)``. Raises
-    :class:`BearerError`. The person is read from the LMS now. A token bound to a resource
-    (RFC 8707) is accepted only by that resource: ``audience`` None accepts unbound tokens
-    only."""
+    :class:`BearerError`. The person comes from the liveness service under ``policy``. A token
+    bound to a resource (RFC 8707) is accepted only by that resource: ``audience`` None
+    accepts unbound tokens only."""
     from .resource_indicators import bound_resource
     from .tokens import access_token_active, find_by_access_token
 
@@ -63,7 +64,7 @@ def check_access_token(authorization_header: str | None, required_scope: str | N
                                                 "resource.")
     person = None
     if row.subject is not None:
-        person = get_directory().get_active(row.subject)
+        person = liveness.active_person(row.subject, policy)
         if person is None:
             raise BearerError(401, "invalid_token", "The person is no longer active.")
     grant = BearerGrant(client_id=row.client_id, scopes=frozenset(scope_to_list(row.scope) or []),
@@ -74,6 +75,7 @@ def check_access_token(authorization_header: str | None, required_scope: str | N
     return row, grant, person
 
 
-def validate_bearer(authorization_header: str | None, required_scope: str) -> BearerGrant:
+def validate_bearer(authorization_header: str | None, required_scope: str, *,
+                    policy: liveness.Policy = liveness.Policy.FAIL_CLOSED) -> BearerGrant:
     """Check ``Authorization: Bearer <token>`` and that the token carries ``required_scope``."""
-    return check_access_token(authorization_header, required_scope)[1]
+    return check_access_token(authorization_header, required_scope, policy=policy)[1]

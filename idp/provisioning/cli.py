@@ -10,9 +10,11 @@ import threading
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, ScriptInfo
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..cli import admin_command
+from ..dbtimeouts import database_failure
 from ..extensions import db
 from ..lms.db import LMSUnavailable
 from ..lms.directory import get_directory
@@ -24,7 +26,21 @@ from .status import status_report
 from .targets import TargetError, build_target
 from .worker import Provisioner, snapshot_plan
 
-provision_cli = AppGroup("provision", help="Provisioning into Zulip (SCIM 2.0 or REST).")
+
+class ProvisionGroup(AppGroup):
+    """Commands whose database failures end in one line naming the database, no traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SQLAlchemyError as exc:
+            app = ctx.ensure_object(ScriptInfo).load_app()
+            with app.app_context():
+                where = database_failure(exc, db.engine.url)
+            raise click.ClickException(f"bridge database unavailable: {where}") from None
+
+
+provision_cli = ProvisionGroup("provision", help="Provisioning into Zulip (SCIM 2.0 or REST).")
 log = logging.getLogger(__name__)
 
 
@@ -145,6 +161,22 @@ def status_command():
     click.echo(f"pending actions: {report.pending} ({report.retrying} retrying); oldest "
                f"waiting: {_seconds(report.oldest_pending_age)}; last lag: "
                f"{_seconds(report.last_lag)}")
+    click.echo(f"pending deactivations: {report.pending_deactivations}; oldest waiting: "
+               f"{_seconds(report.oldest_deactivation_age)}")
+    caps = report.capabilities
+    version = (f"{caps.version} (feature level {caps.feature_level})"
+               if caps and caps.version else "not detected yet")
+    features = " ".join(f"{k}={'on' if v else 'off'}" for k, v in
+                        sorted(caps.features.items())) if caps else "-"
+    click.echo(f"zulip: reachable: {report.zulip_reachable}; version: {version}; "
+               f"features: {features}")
+    for warning in caps.warnings if caps else []:
+        click.echo(f"SWITCHED OFF: {warning}")
+    if report.zulip is not None and report.zulip.last_error:
+        click.echo(f"last Zulip error ({report.zulip.last_error_at:%Y-%m-%d %H:%M:%S}): "
+                   f"{report.zulip.last_error}")
+    if _settings().plan_only:
+        click.echo("plan-only: runs say what would be done; nothing is sent to Zulip")
     for run in report.held:
         click.echo(f"HELD run {run.id}: {run.reason} -> "
                    f"{admin_command(f'provision approve {run.id}')}")

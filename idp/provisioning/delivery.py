@@ -23,10 +23,20 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from .. import audit, clock, outbox
+from ..breaker import STATE_CODES
 from ..outbox import DeliveryReport, OutboxMessage
-from .actions import BY_OUTBOX_KIND, CHANNEL, Action, AlreadyDone, Delivery, Feature, Kind
+from .actions import (
+    BY_OUTBOX_KIND,
+    CHANNEL,
+    DEACTIVATE_KINDS,
+    Action,
+    AlreadyDone,
+    Delivery,
+    Feature,
+    Kind,
+)
 from .capabilities import Capabilities, store
-from .metrics import ACTIONS, LAG, PENDING
+from .metrics import ACTIONS, LAG, OLDEST_DEACTIVATION, PENDING, ZULIP_BREAKER
 from .models import LedgerAccount
 from .settings import ProvisionSettings
 from .targets.base import TargetError, ZulipTarget
@@ -109,7 +119,11 @@ def deliver_batch(session: Session, target: ZulipTarget, settings: ProvisionSett
     caps = capabilities or Capabilities(target=target.name)
     handlers = {a.kind.outbox_kind: handler_for(a, target, caps)
                 for a in BY_OUTBOX_KIND.values()}
-    report = outbox.channel(CHANNEL, retry_policy(settings)).deliver(
-        session, handlers, limit=limit or settings.batch_size, on_outcome=_outcome)
+    channel = outbox.channel(CHANNEL, retry_policy(settings))
+    report = channel.deliver(session, handlers, limit=limit or settings.batch_size,
+                             on_outcome=_outcome)
     PENDING.set(pending_count(session))
+    ZULIP_BREAKER.set(STATE_CODES[channel.breaker.state])
+    oldest = outbox.oldest_pending(session, CHANNEL, kinds=DEACTIVATE_KINDS)
+    OLDEST_DEACTIVATION.set((clock.now() - oldest).total_seconds() if oldest else 0)
     return report

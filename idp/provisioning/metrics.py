@@ -19,3 +19,11 @@ LAG = Histogram("idp_provision_lag_seconds", "Seconds from the LMS change being 
                 buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 900, 3600))
 LEADER = Gauge("idp_provision_worker_delivering", "1 while this process holds the delivery "
                "lock, 0 while it stands by", registry=REGISTRY)
+ZULIP_FEATURE = Gauge("idp_provision_zulip_feature", "1 while the Zulip target offers the "
+                      "feature, 0 while it is switched off (see /admin/provisioning)",
+                      ["feature"], registry=REGISTRY)
+ZULIP_BREAKER = Gauge("idp_provision_zulip_breaker_state", "Circuit breaker toward Zulip: 0 "
+                      "closed, 1 half-open, 2 open", registry=REGISTRY)
+OLDEST_DEACTIVATION = Gauge("idp_provision_oldest_pending_deactivation_seconds", "Age of the "
+                            "oldest deactivation not yet confirmed by Zulip (0: none)",
+                            registry=REGISTRY)

@@ -1,9 +1,10 @@
 """Plan runs: write a plan, its ledger changes and its outbox rows in one transaction, hold it
 behind the safety guard, approve a held run, deprovision one person at once (login path).
 
-After a commit that deactivates people, :data:`idp.events.person_deprovisioned` is sent for
-each, so their bridge sessions, OIDC tokens and cached context end at once (the receivers live
-in those packages; this one imports none of them).
+A deactivation ends what the person holds in the bridge (:func:`idp.revocation.revoke_person`:
+sessions, OIDC tokens, SAML logins, cached answers in every process) in the same transaction
+that records it; :data:`idp.events.person_deprovisioned` is still sent after the commit for
+in-process listeners.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .. import audit, clock, outbox
+from .. import audit, clock, outbox, revocation
 from ..events import person_changed, person_deprovisioned
 from ..outbox import OutboxMessage
 from .actions import ACTIONS as VOCABULARY
@@ -109,6 +110,21 @@ def _repeat_or_add(session: Session, status: str, reason: str, trigger: str, now
     return run
 
 
+def record_plan_only(session: Session, plan: Plan) -> None:
+    """Plan-only mode (no Zulip configured): keep one "plan-only" run up to date with what
+    would be done, for the status page and ``provision status`` (commits)."""
+    now = clock.now()
+    last = session.scalars(select(ProvisionRun).order_by(ProvisionRun.id.desc()).limit(1)).first()
+    if last is None or last.status != "plan-only":
+        last = ProvisionRun(started_at=now, trigger="poll", status="plan-only", deactivations=0,
+                            counts={}, people_seen=0, managed=0)
+        session.add(last)
+    last.started_at, last.people_seen, last.managed = now, plan.people_seen, plan.managed
+    last.deactivations, last.counts = plan.deactivations, plan.counts()
+    last.reason = plan.refused or "plan-only: nothing is sent (no ZULIP_URL)"
+    session.commit()
+
+
 def _touch_empty_run(session: Session, plan: Plan, trigger: str, now: dt.datetime) -> None:
     """A poll that found nothing to do updates the latest "empty" run instead of adding one
     row every interval (the status page shows when the LMS was last read)."""
@@ -125,9 +141,11 @@ def _touch_empty_run(session: Session, plan: Plan, trigger: str, now: dt.datetim
 
 def _enqueue(session: Session, run: ProvisionRun, actions: list[PlannedAction],
              now: dt.datetime, changed_at: dict[str, dt.datetime]) -> None:
-    """Outbox messages and ledger changes of ``actions``. A deactivation supersedes the
-    person's create/reactivate not yet sent (they must not undo it)."""
+    """Outbox messages, ledger changes and local revocation of ``actions``, all in the
+    caller's transaction. A deactivation supersedes the person's create/reactivate not yet
+    sent (they must not undo it) and ends what the person holds in the bridge at once."""
     plain = []
+    _revoke_and_announce(session, run, actions)
     for index, action in enumerate(actions):
         message = _message(run.id, index, action, changed_at.get(action.subject, now))
         supersedes = VOCABULARY[Kind(action.action)].supersedes
@@ -140,8 +158,25 @@ def _enqueue(session: Session, run: ProvisionRun, actions: list[PlannedAction],
     outbox.enqueue_many(session, plain)
 
 
+def _revoke_and_announce(session: Session, run: ProvisionRun,
+                         actions: list[PlannedAction]) -> None:
+    """Revoke the people deactivated; tell every process the others changed."""
+    announced: set[str] = set()
+    for action in actions:
+        if action.action == Kind.DEACTIVATE:
+            revocation.revoke_person(session, action.subject,
+                                     f"deprovisioned (run {run.id}, {run.trigger}): "
+                                     f"{action.payload.get('reason', '')}")
+            announced.add(action.subject)
+    for action in actions:
+        if action.subject not in announced:
+            revocation.announce_change(session, action.subject)
+            announced.add(action.subject)
+
+
 def _after_commit(actions: list[PlannedAction]) -> None:
-    """Local revocation at once, without waiting for Zulip; caches drop changed people."""
+    """Tell this process's listeners (the revocation itself committed with the plan; other
+    processes hear it through NOTIFY)."""
     changed = set()
     for action in actions:
         if action.action == Kind.DEACTIVATE:
@@ -213,7 +248,13 @@ def approve(session: Session, run_id: int, *, by: str) -> ProvisionRun:
                               f"approved (see `flask --app wsgi provision status`)")
     now = clock.now()
     actions = _held_actions(session, run.id)
+    for action in actions:
+        superseded = VOCABULARY[Kind(action.action)].supersedes
+        if superseded:
+            outbox.cancel_pending(session, CHANNEL, action.subject,
+                                  [k.outbox_kind for k in superseded])
     outbox.set_batch_status(session, run.id, old=outbox.HELD, new=outbox.PENDING, now=now)
+    _revoke_and_announce(session, run, actions)
     for action in actions:
         commit_to_ledger(session, action)
         ACTIONS.labels(action.action, "planned").inc()
@@ -240,6 +281,7 @@ def deprovision_now(session: Session, subject: str, *, lms_confirms_gone: bool,
     Returns True when an action was queued. Local revocation is signalled either way."""
     queued = False
     row = session.get(LedgerAccount, subject, with_for_update=True)
+    revoked = False
     if lms_confirms_gone and row is not None and row.active:
         now = clock.now()
         action = PlannedAction(subject, Kind.DEACTIVATE, {"reason": "inactive"})
@@ -251,8 +293,10 @@ def deprovision_now(session: Session, subject: str, *, lms_confirms_gone: bool,
         session.flush()
         _enqueue(session, run, [action], now, {})
         audit.record("provision.deprovision", "queued", subject=subject, trigger=trigger)
-        queued = True
+        queued = revoked = True
         RUNS.labels("applied").inc()
+    if not revoked:
+        revocation.revoke_person(session, subject, f"{trigger}: inactive in the LMS")
     session.commit()
     person_deprovisioned.send(__name__, subject=subject)
     return queued

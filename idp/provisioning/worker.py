@@ -25,14 +25,20 @@ from .. import clock
 from ..lms.db import LMSUnavailable
 from ..lms.directory import Directory
 from . import capabilities
+from .actions import Feature
 from .adoption import adopt_existing
 from .capabilities import Capabilities
 from .delivery import DeliveryReport, deliver_batch
 from .ledger import load_ledger
-from .metrics import LEADER
+from .metrics import LEADER, ZULIP_FEATURE
 from .notify import Change, LmsListener
 from .plan import Plan, PlanOptions, person_actions, plan_changes
-from .runs import recent_targeted_deactivations, record_failure, record_plan
+from .runs import (
+    recent_targeted_deactivations,
+    record_failure,
+    record_plan,
+    record_plan_only,
+)
 from .settings import ProvisionSettings
 from .targets.base import TargetError, ZulipTarget
 
@@ -158,6 +164,8 @@ class Provisioner:
                                                 self.settings.http_timeout, self.capabilities)
         capabilities.store(self.session, self.capabilities)
         self.session.commit()
+        for name in Feature:
+            ZULIP_FEATURE.labels(name.value).set(int(self.capabilities.allows(name)))
         self._next_detect = time.monotonic() + self.settings.capability_interval
         return self.capabilities
 
@@ -201,13 +209,16 @@ class Provisioner:
             log.warning("adoption postponed: %s", exc)
             return 0
 
-    def deliver_all(self, *, max_rounds: int = 1000) -> DeliveryReport:
+    def deliver_all(self, *, max_rounds: int = 1000,
+                    stop: threading.Event | None = None) -> DeliveryReport:
         total = DeliveryReport()
         if self.capabilities is None and self.target is not None:
             self._load_capabilities()
         if self.capabilities is None or time.monotonic() >= self._next_detect:
             self.detect_capabilities()
         for _ in range(max_rounds):
+            if stop is not None and stop.is_set():  # SIGTERM: leave between batches
+                break
             report = deliver_batch(self.session, self.target, self.settings,
                                    capabilities=self.capabilities)
             total.add(report)
@@ -259,6 +270,7 @@ class Provisioner:
         if self.target is None:
             try:
                 plan = snapshot_plan(self.session, self.directory, self.settings)
+                record_plan_only(self.session, plan)
                 summary = (plan.people_seen, plan.counts())
                 log.log(logging.INFO if summary != self._last_summary else logging.DEBUG,
                         "plan-only: %d people read, %d actions would be planned %s",
@@ -288,7 +300,7 @@ class Provisioner:
         if now >= self._next_poll:
             self._next_poll = now + self.settings.interval
             self.poll()
-        report = self.deliver_all(max_rounds=10)
+        report = self.deliver_all(max_rounds=10, stop=stop)
         if report.touched and not report.blocked:
             return
         timeout = max(0.0, min(self._next_poll - time.monotonic(), 1.0))

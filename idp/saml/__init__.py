@@ -1,14 +1,14 @@
 """Feature package: SAML 2.0 identity provider for Zulip (SAML core, bindings, profiles,
 metadata). ``init_app`` reads the SAML settings, registers the blueprint (CSRF-exempt: SAML
 messages arrive as cross-site POSTs), the ``saml`` and ``zulip saml-settings`` commands, the
-Single Logout hook on bridge ``/logout``, the ``person_deprovisioned`` receiver and the "Open
-Zulip" start link."""
+Single Logout hook on bridge ``/logout``, the revoker of SAML logins (``idp.revocation``) and
+the "Open Zulip" start link."""
 
 from __future__ import annotations
 
 from flask import Flask, url_for
 
-from ..events import person_deprovisioned
+from .. import revocation
 from ..extensions import csrf
 from ..housekeeping import add_pruner
 from ..navigation import StartLink, add_start_link
@@ -33,7 +33,7 @@ def init_app(app: Flask) -> None:
     app.extensions["logout_handlers"].append(logout_hook)
     app.extensions["logout_form_targets"].append(
         lambda: [sp.slo_url for sp in list_sps() if sp.slo_url])
-    person_deprovisioned.connect(end_logins, weak=False)
+    revocation.register_revoker("saml logins", end_logins)
     add_pruner(app, lambda: prune(settings.session_lifetime))
 
     def open_zulip_url() -> str:

@@ -32,9 +32,9 @@ def prune(session_lifetime: int) -> dict[str, int]:
     return counts
 
 
-def end_logins(sender, subject: str, **_) -> None:
-    """``person_deprovisioned``: the person's SAML logins are over (no SLO is owed for them;
-    provisioning deactivates the Zulip account itself)."""
-    db.session.execute(update(SamlLogin).where(
-        SamlLogin.subject == subject, SamlLogin.ended_at.is_(None)).values(ended_at=clock.now()))
-    db.session.commit()
+def end_logins(session, subject: str) -> int:
+    """``idp.revocation``: the person's SAML logins are over (no SLO is owed for them;
+    provisioning deactivates the Zulip account itself). In the caller's transaction."""
+    return session.execute(update(SamlLogin).where(
+        SamlLogin.subject == subject, SamlLogin.ended_at.is_(None))
+        .values(ended_at=clock.now())).rowcount or 0

@@ -16,11 +16,14 @@ from idp.oidc.clients import create_client
 def _fresh_context(app):
     """Every test starts with empty context caches and a closed breaker."""
     service = app.extensions["context"].service
-    service.cache.clear()
-    service.breaker.reset()
+    liveness = app.extensions["liveness"]
+    for fresh in (service.cache.clear, service.breaker.reset, liveness.forget_all,
+                  liveness.breaker.reset):
+        fresh()
     yield
-    service.cache.clear()
-    service.breaker.reset()
+    for fresh in (service.cache.clear, service.breaker.reset, liveness.forget_all,
+                  liveness.breaker.reset):
+        fresh()
 
 
 @pytest.fixture

@@ -130,12 +130,14 @@ def kill_lms(app, service):
     attempts = []
     event.listen(dead_engine, "do_connect", lambda *a, **k: attempts.append(1))
 
+    liveness = app.extensions["liveness"]
+
     def kill():
-        service.directory = Directory(dead_engine, real.mapping)
+        service.directory = liveness.directory = Directory(dead_engine, real.mapping)
         return attempts
 
     yield kill
-    service.directory = real
+    service.directory = liveness.directory = real
 
 
 def test_lms_down_answers_from_cache_marked_stale_with_age(client, service_token, kill_lms):
@@ -230,12 +232,15 @@ def test_person_changed_drops_cached_context(client, service_token, lms_admin):
 
 
 def test_deprovisioned_person_leaves_no_stale_copy(app, client, service_token, kill_lms):
-    from idp.events import person_deprovisioned
+    from idp import revocation
+    from idp.extensions import db
 
     headers = service_token["headers"]
     client.get(PROFILE.format(1), headers=headers)
     with app.app_context():
-        person_deprovisioned.send("provisioning", subject="student:1")
+        revocation.revoke_person(db.session, "student:1", "test")
+        db.session.commit()
+        revocation.drop_from_caches("student:1")  # what each process's listener does
     kill_lms()
     assert client.get(PROFILE.format(1), headers=headers).status_code == 503
 

@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from idp import clock
-from idp.events import person_deprovisioned
+from idp import clock, revocation
+from idp.extensions import db
 from idp.oidc.resource import BearerError, validate_bearer
 from tests.helpers import DEMO_PASSWORD, csrf_from
 from tests.oidc.conftest import authorize, exchange, get_code, redirect_params
@@ -148,13 +148,13 @@ def test_deactivated_person_gets_no_token_no_userinfo_no_bearer(app, live_server
     assert login_redirect(authorize(browser_session, live_server, rp))
 
 
-def test_person_deprovisioned_signal_revokes_tokens_and_codes(app, live_server, rp,
-                                                              browser_session):
+def test_revocation_revokes_tokens_and_codes(app, live_server, rp, browser_session):
     code, _ = get_code(browser_session, live_server, rp)
     tokens = exchange(live_server, rp, code).json()
     pending, _ = get_code(browser_session, live_server, rp)
     with app.app_context():
-        person_deprovisioned.send(app, subject="student:1")
+        revocation.revoke_person(db.session, "student:1", "deprovisioned")
+        db.session.commit()
     userinfo = requests.get(live_server + "/oauth/userinfo",
                             headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert userinfo.status_code == 401

@@ -170,7 +170,8 @@ def test_worker_without_zulip_runs_plan_only(app, caplog):
         thread.join(timeout=15)
     assert not thread.is_alive() and "runs plan-only" in caplog.text
     with app.app_context():
-        assert runs() == [] and outbox() == []
+        # nothing queued; one "plan-only" run says what would be done
+        assert [r.status for r in runs()] == ["plan-only"] and outbox() == []
 
 
 def test_deprovisioning_ends_bridge_sessions_at_once(scim_app, realm, lms_admin):
@@ -191,3 +192,35 @@ def test_deprovisioning_ends_bridge_sessions_at_once(scim_app, realm, lms_admin)
         sessions = db.session.scalars(db.select(LoginSession).where(
             LoginSession.subject == "student:1")).all()
         assert sessions and all(s.revoked_at is not None for s in sessions)  # ... but ended here
+
+
+def test_plan_only_results_are_shown(app, client, lms_admin):
+    import threading
+
+    from idp.lms.directory import get_directory
+    from idp.provisioning.worker import Provisioner
+    from tests.helpers import client_login
+
+    with lms_admin.cursor() as cur:
+        cur.execute("UPDATE students SET is_active = false WHERE id = 1")
+    with app.app_context():
+        settings = app.extensions["provisioning"]["settings"]
+        worker = Provisioner(session=db.session, directory=get_directory(), settings=settings,
+                             target=None, engine=db.engine)
+        stop = threading.Event()
+        stop.set()  # one step only
+        worker._step(stop)
+        [run] = db.session.scalars(db.select(ProvisionRun)).all()
+        assert run.status == "plan-only" and run.people_seen > 0
+    client_login(client, "staff1")
+    page = client.get("/admin/provisioning").get_data(as_text=True)
+    assert "plan-only" in page and "nothing is sent" in page
+
+
+def test_cli_names_an_unreachable_bridge_database_in_one_line(make_app):
+    dead = make_app(IDP_DATABASE_URL="postgresql://idp@127.0.0.1:9/bridge",
+                    IDP_DB_CONNECT_TIMEOUT="1")
+    result = dead.test_cli_runner().invoke(args=["provision", "status"])
+    assert result.exit_code == 1
+    assert "bridge database unavailable: 127.0.0.1:9/bridge: OperationalError" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1

@@ -54,7 +54,10 @@ class ZulipRealm:
     effects: list[tuple] = field(default_factory=list)
     requests: list[tuple] = field(default_factory=list)  # (monotonic time, method, path, body)
     fail_next: list[int] = field(default_factory=list)  # statuses to answer, one per request
+    rate_limit_next: list[float] = field(default_factory=list)  # 429 Retry-After, per request
     delay: float = 0.0  # seconds to wait before answering (timeouts)
+    version: str = "11.0"  # zulip_version in server_settings; SCIM /Groups only from 11.0
+    feature_level: int = 400
     lock: threading.RLock = field(default_factory=threading.RLock)
     _next_id: int = 1
 
@@ -71,6 +74,10 @@ class ZulipRealm:
             gid = 1000 + len(self.groups)
             self.groups[gid] = {"name": name, "members": set()}
             return gid
+
+    @property
+    def has_scim_groups(self) -> bool:
+        return int(self.version.split(".")[0]) >= 11
 
     def by_email(self, email: str) -> Account | None:
         for account in self.accounts.values():
@@ -177,6 +184,8 @@ class ScimApp:
                 if account is None or account.is_bot:
                     return _scim_error(404, "Resource not found")
                 return self.user_op(request, account)
+            if path.startswith("/Groups") and not self.realm.has_scim_groups:
+                return _scim_error(501, "Not implemented")  # Zulip before 11.0
             if path == "/Groups" and request.method == "GET":
                 return self.list_groups(request.args.get("filter"))
             match = re.fullmatch(r"/Groups/(\d+)", path)
@@ -341,7 +350,8 @@ class RestApp:
     def handle(self, request: Request) -> Response:
         path = request.path.removeprefix("/api/v1")
         if path == "/server_settings":
-            return _rest(zulip_version="11.0", zulip_feature_level=400, realm_uri="x")
+            return _rest(zulip_version=self.realm.version,
+                         zulip_feature_level=self.realm.feature_level, realm_uri="x")
         if request.headers.get("Authorization") != self.auth:
             return _rest(401, code="UNAUTHORIZED", msg="Invalid API key")
         with self.realm.lock:
@@ -436,12 +446,19 @@ class Dispatcher:
         with self.realm.lock:
             self.realm.requests.append((time.monotonic(), request.method, request.path, body))
             status = self.realm.fail_next.pop(0) if self.realm.fail_next else None
+            limited = (self.realm.rate_limit_next.pop(0)
+                       if self.realm.rate_limit_next and status is None else None)
             delay = self.realm.delay
         if delay:
             time.sleep(delay)  # the double being slow, not test synchronisation
         if status is not None:
             return Response("<h1>Server Error</h1>", status, content_type="text/html")(
                 environ, start_response)
+        if limited is not None:  # ZULIP.md "Rate limit": 429, Retry-After, RATE_LIMIT_HIT
+            response = _rest(429, code="RATE_LIMIT_HIT", msg="API usage exceeded rate limit",
+                             **{"retry-after": limited})
+            response.headers["Retry-After"] = str(int(limited))
+            return response(environ, start_response)
         app = self.scim if request.path.startswith("/scim/") else self.rest
         return app(environ, start_response)
 

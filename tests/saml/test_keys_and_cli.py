@@ -179,8 +179,7 @@ def test_zulip_saml_settings_needs_a_registered_sp(app, tmp_path):
 def test_prune_and_deprovisioning(app, live_server, zulip):
     import datetime as dt
 
-    from idp import clock
-    from idp.events import person_deprovisioned
+    from idp import clock, revocation
     from idp.saml.models import PendingAuthnRequest, SamlLogin
 
     session = http_login(live_server, "student1")
@@ -188,7 +187,8 @@ def test_prune_and_deprovisioning(app, live_server, zulip):
     assert posted_form(answer.text)
     requests.get(zulip.login_url(), allow_redirects=False)  # pending, never answered
     with app.app_context():
-        person_deprovisioned.send("test", subject="student:1")
+        revocation.revoke_person(db.session, "student:1", "deprovisioned")
+        db.session.commit()
         assert db.session.query(SamlLogin).filter(SamlLogin.ended_at.is_(None)).count() == 0
     runner = app.test_cli_runner()
     result = runner.invoke(args=["saml", "prune"])

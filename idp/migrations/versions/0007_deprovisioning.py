@@ -1,5 +1,5 @@
 """deprovisioning: the generic outbox (messages by priority, idempotency key, channel state);
-provisioning's outbox rows move onto it
+provisioning's outbox rows move onto it; person_revocations (idp.revocation)
 
 Revision ID: 0007_deprovisioning
 Revises: 0005_merge_features
@@ -56,6 +56,12 @@ def upgrade():
                   server_default=sa.text("'{}'::jsonb")),
         sa.Column("checked_at", TS, nullable=True),
     )
+    op.create_table(
+        "person_revocations",
+        sa.Column("subject", sa.String(64), primary_key=True),
+        sa.Column("revoked_at", TS, nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+    )
     op.execute(
         "INSERT INTO outbox_messages (channel, kind, ordering_key, priority, idempotency_key, "
         "batch_id, payload, status, attempts, next_attempt_at, last_error, created_at, "
@@ -93,5 +99,6 @@ def downgrade():
         "CASE status WHEN 'unsupported' THEN 'failed' ELSE status END, attempts, "
         "next_attempt_at, last_error, created_at, changed_at, delivered_at "
         "FROM outbox_messages WHERE kind LIKE 'provision.%' ORDER BY id")
+    op.drop_table("person_revocations")
     op.drop_table("outbox_channels")
     op.drop_table("outbox_messages")

@@ -37,13 +37,15 @@ class RestTarget:
             try:
                 self._client = zulip.Client(email=self._email, api_key=self._key, site=self.site,
                                             retry_on_errors=False, client="lms-zulip-bridge")
-            except (zulip.ZulipError, requests.RequestException, OSError) as exc:
+            except (zulip.ZulipError, requests.RequestException, OSError,
+                    AssertionError) as exc:  # the client asserts server_settings answered
                 raise TargetError(f"connect: Zulip unreachable ({type(exc).__name__})",
                                   transient=True) from exc
         return self._client
 
     def _call(self, what: str, url: str, method: str = "GET",
-              request: dict[str, Any] | None = None, *, allow: tuple[str, ...] = ()) -> dict:
+              request: dict[str, Any] | None = None, *, allow: tuple[str, ...] = (),
+              feature: str | None = None) -> dict:
         try:
             result = self._api().call_endpoint(url=url, method=method, request=request or {},
                                                timeout=self.timeout)
@@ -56,11 +58,18 @@ class RestTarget:
         message = str(result.get("msg") or "error")[:300]
         if any(text in message for text in allow):
             return result
-        if result.get("result") == "http-error" or result.get("code") == "RATE_LIMIT_HIT":
-            raise TargetError(f"{what}: HTTP {status} {message}", transient=True, status=status)
+        if result.get("code") == "RATE_LIMIT_HIT":  # ZULIP.md: 429 with "retry-after"
+            wait = result.get("retry-after")
+            raise TargetError(f"{what}: HTTP 429 {message}", transient=True, status=429,
+                              retry_after=float(wait) if isinstance(wait, int | float) else None)
+        if result.get("result") == "http-error":
+            transient = status is None or status >= 500 or status in (408, 429)
+            raise TargetError(f"{what}: HTTP {status} {message}", transient=transient,
+                              status=status, feature=feature)
         if result.get("code") == "UNAUTHORIZED":
             raise TargetError(f"{what}: {message}", transient=False, status=401)
-        raise TargetError(f"{what}: {message}", transient=False, status=status or 400)
+        raise TargetError(f"{what}: {message}", transient=False, status=status or 400,
+                          feature=feature)
 
     @staticmethod
     def _account(data: dict) -> ZulipAccount:
@@ -111,14 +120,15 @@ class RestTarget:
         self._call("role", f"users/{int(user_id)}", "PATCH", {"role": ROLE_CODES[role]})
 
     def set_groups(self, user_id: str, add: list[str], remove: list[str]) -> list[str]:
-        ids = {g["name"]: g["id"] for g in self._call("groups", "user_groups")["user_groups"]}
+        ids = {g["name"]: g["id"] for g in
+               self._call("groups", "user_groups", feature="groups")["user_groups"]}
         missing = [name for name in add + remove if name not in ids]
         for name in add:
             if name in ids:
                 self._call("group add", f"user_groups/{ids[name]}/members", "POST",
-                           {"add": [int(user_id)]})
+                           {"add": [int(user_id)]}, feature="groups")
         for name in remove:
             if name in ids:
                 self._call("group remove", f"user_groups/{ids[name]}/members", "POST",
-                           {"delete": [int(user_id)]})
+                           {"delete": [int(user_id)]}, feature="groups")
         return missing

@@ -13,6 +13,7 @@ Groups (Zulip 11.0+) are changed with RFC 7644 §3.5.2.1/§3.5.2.2 ``add``/``rem
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,6 +32,16 @@ PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 PAGE_SIZE = 500
+GROUP_ID_TTL = 300.0  # seconds a group name → id lookup is reused
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (RFC 9110 §10.2.3: delay-seconds; an HTTP-date is read as
+    "unknown", the backoff then applies)."""
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
 
 
 def _quote(value: str) -> str:
@@ -50,9 +61,12 @@ class ScimTarget:
     def __init__(self, base_url: str, token: str, *, timeout: float, sync_role: bool = True):
         self.base_url = base_url.rstrip("/")
         self.sync_role = sync_role
+        self._retry_after: float | None = None
+        self._group_ids: dict[str, tuple[str | None, float]] = {}
         self._http = httpx2.Client(base_url=self.base_url + "/",
                                    headers={"Authorization": f"Bearer {token}"},
-                                   timeout=timeout)
+                                   timeout=timeout,
+                                   event_hooks={"response": [self._remember_retry_after]})
         self.client = SyncSCIMClient(self._http, provider=ScimProvider(models=[User, Group]),
                                      check_request_payload=False,
                                      check_response_payload=False)
@@ -61,8 +75,19 @@ class ScimTarget:
         self._http.close()
 
     # -- transport -----------------------------------------------------------------------
-    def _call(self, what: str, method, *args: Any, **kwargs: Any) -> Any:
-        """Run one scim2-client call; every failure becomes a TargetError."""
+    def _remember_retry_after(self, response: httpx2.Response) -> None:
+        self._retry_after = (retry_after_seconds(response.headers.get("Retry-After"))
+                             if response.status_code in (429, 503) else None)
+
+    def _error(self, message: str, status: int | None, feature: str | None) -> TargetError:
+        return TargetError(message, transient=_transient(status), status=status,
+                           retry_after=self._retry_after, feature=feature)
+
+    def _call(self, what: str, method, *args: Any, feature: str | None = None,
+              **kwargs: Any) -> Any:
+        """Run one scim2-client call; every failure becomes a TargetError (``feature``: the
+        endpoint belongs to a feature some Zulip versions lack)."""
+        self._retry_after = None
         try:
             result = method(*args, expected_status_codes=None, **kwargs)
         except RequestNetworkException as exc:
@@ -70,21 +95,18 @@ class ScimTarget:
                               transient=True) from exc
         except UnexpectedStatusCodeException as exc:
             status = getattr(exc.source, "status_code", None)
-            raise TargetError(f"{what}: HTTP {status} without a SCIM error",
-                              transient=_transient(status), status=status) from exc
+            raise self._error(f"{what}: HTTP {status} without a SCIM error", status,
+                              feature) from exc
         except SCIMException as exc:
             status = int(getattr(exc, "status", 0) or 0) or None
-            raise TargetError(f"{what}: {exc}", transient=_transient(status),
-                              status=status) from exc
+            raise self._error(f"{what}: {exc}", status, feature) from exc
         except SCIMClientException as exc:
             status = getattr(exc.source, "status_code", None)
-            raise TargetError(f"{what}: {exc}", transient=_transient(status),
-                              status=status) from exc
+            raise self._error(f"{what}: {exc}", status, feature) from exc
         if isinstance(result, dict) and ERROR_SCHEMA in (result.get("schemas") or []):
             status = int(result.get("status") or 0) or None
             detail = str(result.get("detail") or result.get("scimType") or "error")[:300]
-            raise TargetError(f"{what}: HTTP {status} {detail}", transient=_transient(status),
-                              status=status)
+            raise self._error(f"{what}: HTTP {status} {detail}", status, feature)
         return result
 
     @staticmethod
@@ -146,10 +168,16 @@ class ScimTarget:
             self._patch("role", user_id, "role", role)
 
     def _group_id(self, name: str) -> str | None:
-        found = self._call("find group", self.client.query, Group, query_parameters={
-            "filter": f"displayName eq {_quote(name)}"}) or {}
+        """The group's id, looked up once per GROUP_ID_TTL (not once per action)."""
+        cached = self._group_ids.get(name)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        found = self._call("find group", self.client.query, Group, feature="groups",
+                           query_parameters={"filter": f"displayName eq {_quote(name)}"}) or {}
         resources = found.get("Resources") or []
-        return str(resources[0]["id"]) if resources else None
+        group_id = str(resources[0]["id"]) if resources else None
+        self._group_ids[name] = (group_id, time.monotonic() + GROUP_ID_TTL)
+        return group_id
 
     def set_groups(self, user_id: str, add: list[str], remove: list[str]) -> list[str]:
         missing = []
@@ -162,5 +190,6 @@ class ScimTarget:
                          if op == "add" else
                          {"op": "remove", "path": f"members[value eq {_quote(user_id)}]"})
             self._call(f"group {op}", self.client.modify, Group, group_id,
-                       {"schemas": [PATCH_SCHEMA], "Operations": [operation]})
+                       {"schemas": [PATCH_SCHEMA], "Operations": [operation]},
+                       feature="groups")
         return missing
