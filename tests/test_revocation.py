@@ -54,7 +54,8 @@ def test_revoke_person_ends_everything_in_the_callers_transaction(app, client):
             LoginSession.revoked_at.is_(None))).all()
         ended = revocation.revoke_person(db.session, "mentor:1", "left the school")
         db.session.commit()
-        assert ended == {"login sessions": 1, "oidc tokens": 1, "saml logins": 1}
+        assert ended == {"login sessions": 1, "oidc tokens": 1, "oidc consents": 0,
+                         "saml logins": 1}
         assert not db.session.scalars(select(LoginSession).where(
             LoginSession.revoked_at.is_(None))).all()
         assert all(t.revoked_at for t in db.session.scalars(select(OIDCToken)))

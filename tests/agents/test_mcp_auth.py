@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from idp.events import person_deprovisioned
+from idp import revocation
 from idp.extensions import db
 from tests.agents.conftest import bound_token, mcp_calls_with_token
 
@@ -198,7 +198,8 @@ def test_mentor_removed_from_the_lms_loses_the_agent(app, live_server, mcp_url, 
     assert refused.status_code == 401 and 'error="invalid_token"' in \
         refused.headers["WWW-Authenticate"]
     with app.app_context():
-        person_deprovisioned.send(app, subject="mentor:1")
+        revocation.revoke_person(db.session, "mentor:1", "left the school")
+        db.session.commit()
         revoked = db.session.execute(db.text(
             "SELECT count(*) FROM oidc_tokens WHERE subject = 'mentor:1' "
             "AND revoked_at IS NULL")).scalar()

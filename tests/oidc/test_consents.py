@@ -8,7 +8,7 @@ import re
 
 import requests
 
-from idp.events import person_deprovisioned
+from idp import revocation
 from idp.extensions import db
 from idp.oidc.models import OIDCConsent
 from tests.helpers import csrf_from, http_login
@@ -122,7 +122,8 @@ def test_cli_lists_and_revokes_and_deprovisioning_forgets(app, live_server, make
     allow(browser_session, live_server, authorize(browser_session, live_server, app_client))
     with app.app_context():
         assert db.session.query(OIDCConsent).count() == 1
-        person_deprovisioned.send(app, subject="student:1")
+        revocation.revoke_person(db.session, "student:1", "left the school")
+        db.session.commit()
         assert db.session.query(OIDCConsent).count() == 0
 
 
