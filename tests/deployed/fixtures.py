@@ -1,4 +1,5 @@
-"""The https topology, started once per test session and shared by tests/deployed/:
+"""The https topology, started once per test session and shared by every test that asks for
+``deployment`` (a plugin registered by tests/conftest.py):
 
     Chromium ──https──▶ nginx (deploy/nginx site, test CA) ──▶ gunicorn replica A (4 workers)
                                                           └─▶ gunicorn replica B (4 workers)
