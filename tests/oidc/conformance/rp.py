@@ -32,6 +32,7 @@ from oic.utils.keyio import KeyBundle, KeyJar
 from oic.utils.settings import OicClientSettings
 
 from idp.csrf import origin_of
+from tests.helpers import VerifyingSession
 from tests.oidc.conftest import redirect_params
 
 
@@ -48,20 +49,6 @@ class Flow:
     def redirected(self) -> bool:
         return self.response.status_code == 302 and \
             not self.response.headers["Location"].startswith("/")
-
-
-class VerifyingSession(requests.Session):
-    """A requests session that verifies TLS with ``verify`` on every request. (A session's own
-    ``verify`` loses to ``REQUESTS_CA_BUNDLE`` in requests' merge of environment settings, so
-    it is passed with each request.)"""
-
-    def __init__(self, verify: bool | str) -> None:
-        super().__init__()
-        self.verify = verify
-
-    def request(self, method, url, *args, **options):
-        options.setdefault("verify", self.verify)
-        return super().request(method, url, *args, **options)
 
 
 def verifying_key_jar(verify: bool | str) -> KeyJar:
