@@ -25,6 +25,11 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 DEMO_STUDENTS = 60
 LAUNCH_SECRET = "test-launch-secret-0123456789abcdef0123"
 
+# The https topology (nginx + gunicorn replicas, tests/deployed/fixtures.py) is a plugin so that
+# tests outside tests/deployed (the OpenID conformance modules, pysaml2) can run over it too;
+# a conftest fixture would be visible to tests/deployed only.
+pytest_plugins = ("tests.deployed.fixtures",)
+
 
 @pytest.fixture(scope="session")
 def pg(tmp_path_factory):

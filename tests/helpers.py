@@ -86,3 +86,32 @@ def stored_bearer(app, scope: str, subject: str | None = None) -> dict:
                     subject=subject, family_id=new_family_id(), auth_time=None)
         db.session.commit()
     return {"Authorization": f"Bearer {value}"}
+
+
+class VerifyingSession(requests.Session):
+    """A requests session that verifies TLS with ``verify`` on every request. (A session's own
+    ``verify`` loses to ``REQUESTS_CA_BUNDLE`` in requests' merge of environment settings, so
+    it is passed with each request.)"""
+
+    def __init__(self, verify: bool | str) -> None:
+        super().__init__()
+        self.verify = verify
+
+    def request(self, method, url, *args, **options):
+        options.setdefault("verify", self.verify)
+        return super().request(method, url, *args, **options)
+
+
+class Browser(VerifyingSession):
+    """A requests session that sends ``Origin`` on every POST, as browsers do (Fetch,
+    "serializing a request origin"): the bridge's own origin unless the caller names the page's
+    origin (a form on the RP's site)."""
+
+    def __init__(self, origin: str, verify: bool | str) -> None:
+        super().__init__(verify)
+        self.origin = origin
+
+    def request(self, method, url, *args, headers=None, **options):
+        if method.upper() == "POST":
+            headers = {"Origin": self.origin, **(headers or {})}
+        return super().request(method, url, *args, headers=headers, **options)

@@ -59,14 +59,14 @@ def read_form(html: str) -> Form:
 
 
 def pysaml2_sp(idp_metadata: str, workdir: Path, *, cert_pem: str, key_pem: str,
-               slo_binding: str) -> Saml2Client:
+               slo_binding: str, entity_id: str = ENTITY_ID) -> Saml2Client:
     """The SP, its key pair written to ``workdir`` (pysaml2 and xmlsec1 read files)."""
     cert_file, key_file = workdir / "sp.crt", workdir / "sp.key"
     cert_file.write_text(cert_pem)
     key_file.write_text(key_pem)
     config = SPConfig()
     config.load({
-        "entityid": ENTITY_ID,
+        "entityid": entity_id,
         "xmlsec_binary": XMLSEC1,
         "key_file": str(key_file),
         "cert_file": str(cert_file),

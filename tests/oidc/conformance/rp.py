@@ -4,6 +4,12 @@ the live bridge the way the OpenID conformance suite's OP test modules do.
 pyoidc discovers the provider, builds the requests, parses the redirects, exchanges codes, and
 verifies ID tokens (signature with the published JWKS, ``iss``, ``aud``, ``exp``, ``iat``,
 ``nonce``). The "browser" is a requests session signed in to the bridge through its real form.
+
+Over https every request the RP makes verifies the bridge's certificate against the test CA
+(``ca_file``): pyoidc's ``settings.verify_ssl`` for discovery, token and userinfo, and its key
+jar for the JWKS. pyoidc's ``KeyJar.add`` silently turns verification off for any URL on
+``localhost`` (oic/utils/keyio.py), the very host of the test topology, so the key jar here
+makes its key bundles with the CA whatever pyoidc asks for.
 """
 
 from __future__ import annotations
@@ -22,7 +28,11 @@ from oic.oic.message import (
     RegistrationResponse,
 )
 from oic.utils.authn.client import CLIENT_AUTHN_METHOD
+from oic.utils.keyio import KeyBundle, KeyJar
+from oic.utils.settings import OicClientSettings
 
+from idp.csrf import origin_of
+from tests.helpers import VerifyingSession
 from tests.oidc.conftest import redirect_params
 
 
@@ -41,11 +51,26 @@ class Flow:
             not self.response.headers["Location"].startswith("/")
 
 
+def verifying_key_jar(verify: bool | str) -> KeyJar:
+    """A pyoidc key jar whose JWKS fetches always verify TLS with ``verify`` (True: the
+    system's roots; a path: that CA bundle), ``localhost`` included."""
+
+    def bundle(*args, **kwargs) -> KeyBundle:
+        kwargs["verify_ssl"] = verify
+        return KeyBundle(*args, **kwargs)
+
+    return KeyJar(verify_ssl=verify, keybundle_cls=bundle)
+
+
 class RelyingParty:
-    def __init__(self, issuer: str, client) -> None:
+    def __init__(self, issuer: str, client, ca_file: str | None = None) -> None:
         self.client = client
+        verify = ca_file or True
+        self.http = VerifyingSession(verify)    # the RP's own back-channel calls
         self.oic = PyoidcClient(client_id=client.client_id,
-                                client_authn_method=CLIENT_AUTHN_METHOD)
+                                client_authn_method=CLIENT_AUTHN_METHOD,
+                                settings=OicClientSettings(verify_ssl=verify),
+                                keyjar=verifying_key_jar(verify))
         self.config = self.oic.provider_config(issuer)
         self.oic.store_registration_info(RegistrationResponse(
             client_id=client.client_id, client_secret=client.secret,
@@ -63,8 +88,9 @@ class RelyingParty:
         args.update(extra)
         request = self.oic.construct_AuthorizationRequest(request_args=args)
         endpoint = self.config["authorization_endpoint"]
-        if method == "POST":
-            response = browser.post(endpoint, data=request.to_dict(), allow_redirects=False)
+        if method == "POST":    # a form on the RP's page, posted by the browser
+            response = browser.post(endpoint, data=request.to_dict(), allow_redirects=False,
+                                    headers={"Origin": origin_of(self.client.redirect_uri)})
         else:
             response = browser.get(request.request(endpoint), allow_redirects=False)
         flow = Flow(state, args.get("nonce"), response)

@@ -16,7 +16,6 @@ import requests
 from oic.oic.message import IdToken
 from oic.utils.keyio import SYMKey
 
-from tests.helpers import http_login
 from tests.oidc.conformance.conftest import POST_LOGOUT
 
 
@@ -42,11 +41,11 @@ def _refused(response) -> None:
     assert response.status_code == 400 or location == "/logout", response.status_code
 
 
-def oidcc_rp_initiated_logout_discovery_endpoint_verification(rp, browser, live_server):
-    assert rp.config["end_session_endpoint"] == live_server + "/oauth/logout"
+def oidcc_rp_initiated_logout_discovery_endpoint_verification(rp, browser, op):
+    assert rp.config["end_session_endpoint"] == op.issuer + "/oauth/logout"
 
 
-def oidcc_rp_initiated_logout(rp, browser, live_server):
+def oidcc_rp_initiated_logout(rp, browser, op):
     hint, _ = _signed_in_flow(rp, browser)
     response = _logout(rp, browser, id_token_hint=hint, post_logout_redirect_uri=POST_LOGOUT,
                        state="bye-1")
@@ -55,7 +54,7 @@ def oidcc_rp_initiated_logout(rp, browser, live_server):
     assert rp.authorize(browser, prompt="none").params["error"] == "login_required"
 
 
-def oidcc_rp_initiated_logout_bad_post_logout_redirect_uri(rp, browser, live_server):
+def oidcc_rp_initiated_logout_bad_post_logout_redirect_uri(rp, browser, op):
     hint, _ = _signed_in_flow(rp, browser)
     response = _logout(rp, browser, id_token_hint=hint,
                        post_logout_redirect_uri="https://app.example.edu/not-registered",
@@ -65,7 +64,7 @@ def oidcc_rp_initiated_logout_bad_post_logout_redirect_uri(rp, browser, live_ser
 
 
 def oidcc_rp_initiated_logout_query_added_to_post_logout_redirect_uri(rp, browser,
-                                                                      live_server):
+                                                                      op):
     hint, _ = _signed_in_flow(rp, browser)
     response = _logout(rp, browser, id_token_hint=hint,
                        post_logout_redirect_uri=POST_LOGOUT + "?foo=bar", state="s")
@@ -73,7 +72,7 @@ def oidcc_rp_initiated_logout_query_added_to_post_logout_redirect_uri(rp, browse
     assert _signed_in(rp, browser)
 
 
-def oidcc_rp_initiated_logout_modified_id_token_hint(rp, browser, live_server):
+def oidcc_rp_initiated_logout_modified_id_token_hint(rp, browser, op):
     hint, _ = _signed_in_flow(rp, browser)
     header, payload, signature = hint.split(".")
     altered = signature[:-4] + ("AAAA" if not signature.endswith("AAAA") else "BBBB")
@@ -83,7 +82,7 @@ def oidcc_rp_initiated_logout_modified_id_token_hint(rp, browser, live_server):
     assert _signed_in(rp, browser)
 
 
-def oidcc_rp_initiated_logout_bad_id_token_hint(rp, browser, live_server):
+def oidcc_rp_initiated_logout_bad_id_token_hint(rp, browser, op):
     """An ID token with the real claims, signed by the RP (HS256 with its secret)."""
     _, claims = _signed_in_flow(rp, browser)
     fake = IdToken(**claims.to_dict()).to_jwt([SYMKey(key=rp.client.secret, alg="HS256")],
@@ -94,36 +93,36 @@ def oidcc_rp_initiated_logout_bad_id_token_hint(rp, browser, live_server):
     assert _signed_in(rp, browser)
 
 
-def oidcc_rp_initiated_logout_no_id_token_hint(rp, browser, live_server):
+def oidcc_rp_initiated_logout_no_id_token_hint(rp, browser, op):
     _signed_in_flow(rp, browser)
     response = _logout(rp, browser, client_id=rp.client.client_id,
                        post_logout_redirect_uri=POST_LOGOUT, state="s")
     _refused(response)
-    confirm = browser.get(live_server + "/logout")
+    confirm = browser.get(op.issuer + "/logout")
     assert "Sign out?" in confirm.text and _signed_in(rp, browser)
 
 
-def oidcc_rp_initiated_logout_no_params(rp, browser, live_server):
+def oidcc_rp_initiated_logout_no_params(rp, browser, op):
     _signed_in_flow(rp, browser)
     response = browser.get(rp.config["end_session_endpoint"], allow_redirects=False)
     _refused(response)
     assert _signed_in(rp, browser)
 
 
-def oidcc_rp_initiated_logout_no_post_logout_redirect_uri(rp, browser, live_server):
+def oidcc_rp_initiated_logout_no_post_logout_redirect_uri(rp, browser, op):
     hint, _ = _signed_in_flow(rp, browser)
     response = _logout(rp, browser, id_token_hint=hint)
     assert response.status_code == 200 and "Location" not in response.headers
     assert rp.authorize(browser, prompt="none").params["error"] == "login_required"
 
 
-def oidcc_rp_initiated_logout_no_state(rp, browser, live_server):
+def oidcc_rp_initiated_logout_no_state(rp, browser, op):
     hint, _ = _signed_in_flow(rp, browser)
     response = _logout(rp, browser, id_token_hint=hint, post_logout_redirect_uri=POST_LOGOUT)
     assert response.status_code == 302 and response.headers["Location"] == POST_LOGOUT
 
 
-def oidcc_rp_initiated_logout_only_state(rp, browser, live_server):
+def oidcc_rp_initiated_logout_only_state(rp, browser, op):
     _signed_in_flow(rp, browser)
     response = _logout(rp, browser, state="only")
     _refused(response)
@@ -151,5 +150,5 @@ MODULES = {
 
 
 @pytest.mark.parametrize("module", list(MODULES))
-def test_rp_initiated_logout_op_plan(module, relying_party, live_server):
-    MODULES[module](relying_party, http_login(live_server, "student1"), live_server)
+def test_rp_initiated_logout_op_plan(module, relying_party, op):
+    MODULES[module](relying_party, op.signed_in(), op)

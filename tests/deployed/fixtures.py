@@ -1,4 +1,5 @@
-"""The https topology, started once per test session and shared by tests/deployed/:
+"""The https topology, started once per test session and shared by every test that asks for
+``deployment`` (a plugin registered by tests/conftest.py):
 
     Chromium ──https──▶ nginx (deploy/nginx site, test CA) ──▶ gunicorn replica A (4 workers)
                                                           └─▶ gunicorn replica B (4 workers)
@@ -13,15 +14,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
+from idp import clock
+from idp.csrf import origin_of
 from idp.extensions import db
 from tests.conftest import launch_chromium, page_with_screenshot
-from tests.helpers import create_databases, wait_for
+from tests.helpers import Browser, create_databases, http_login, wait_for
 from tests.saml.zulip_sp import ZulipSP
 
 from .peers import RelyingParty, ServiceProvider, TLSServer, peers_app
@@ -164,3 +168,58 @@ def https_browser(deployment, playwright, tmp_path_factory):
 def https_page(https_browser, request):
     """A fresh context (no cookies), no extra headers, certificate errors NOT ignored."""
     yield from page_with_screenshot(https_browser, f"https-{request.node.name}")
+
+
+# -- the bridge over either transport ---------------------------------------------------------
+@dataclass(frozen=True)
+class Bridge:
+    """The bridge as a test reaches it: over plain http the in-process server (``live_server``,
+    clock movable); over https this topology, every client verifying the certificate against
+    the test CA and time passing for real. ``app`` is for the CLI and database reads: over https
+    an app on the deployed database, not one of the serving workers."""
+
+    transport: str              # "http" or "https"
+    issuer: str
+    ca_file: str | None         # the test CA over https; None over plain http
+    app: object
+
+    def browser(self) -> Browser:
+        """A browser with no cookies."""
+        return Browser(origin_of(self.issuer), self.ca_file or True)
+
+    def signed_in(self, login: str = "student1") -> Browser:
+        return http_login(self.issuer, login, session=self.browser())
+
+    def advance(self, seconds: int) -> None:
+        """Let ``seconds`` pass on the bridge's clock: moved in-process over http; over https
+        the gunicorn workers read the real clock, so the test waits as a real peer would."""
+        if self.transport == "http":
+            clock.advance(seconds)
+            return
+        until = time.time() + seconds
+        wait_for(lambda: time.time() >= until, seconds + 5, f"{seconds} s to pass")
+
+
+@pytest.fixture(scope="session")
+def deployed_app(deployment):
+    """An app on the deployed bridge's database and keys (registrations, database reads)."""
+    from idp import create_app
+
+    app = create_app(deployment.env)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    app.extensions["autocommit_engine"].dispose()
+    app.extensions["lms_directory"].engine.dispose()
+
+
+@pytest.fixture(params=["http", "https"])
+def bridge(request) -> Bridge:
+    """The same test over plain http and over https through nginx and gunicorn."""
+    if request.param == "http":
+        return Bridge("http", request.getfixturevalue("live_server"), None,
+                      request.getfixturevalue("app"))
+    deployment = request.getfixturevalue("deployment")
+    return Bridge("https", deployment.issuer, str(deployment.pki.ca_pem),
+                  request.getfixturevalue("deployed_app"))
