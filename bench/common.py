@@ -118,6 +118,30 @@ def cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
+def postgres_pids(admin_url: str) -> list[int]:
+    """Every process of the PostgreSQL cluster (postmaster, backends, WAL writer, ...)."""
+    import psycopg2
+
+    conn = psycopg2.connect(admin_url)
+    with conn.cursor() as cur:
+        cur.execute("SHOW data_directory")
+        data = cur.fetchone()[0]
+    conn.close()
+    postmaster = int(Path(data, "postmaster.pid").read_text().split()[0])
+    with open(f"/proc/{postmaster}/task/{postmaster}/children") as fh:
+        return [postmaster, *map(int, fh.read().split())]
+
+
+def cluster_cpu(admin_url: str) -> float:
+    total = 0.0
+    for pid in postgres_pids(admin_url):
+        try:
+            total += cpu_seconds(pid)
+        except FileNotFoundError:  # a backend that ended meanwhile
+            continue
+    return total
+
+
 def split_cores() -> tuple[set[int], set[int]] | None:
     """(cores for the client and PostgreSQL, the core for the measured worker), or None on a
     one-core machine. Pinning keeps the worker's CPU time its own work, not cache refills

@@ -1,6 +1,7 @@
 """The bridge side by side with the leading certified provider (issue 15).
 
-- OIDC token endpoint: the bridge (one gunicorn sync worker, as bench/oidc.py runs it) against
+- OIDC token endpoint: the bridge (one worker process of the server ``--server`` names, by
+  default gunicorn's sync worker as bench/oidc.py runs it; CPU of its whole process tree) against
   panva's ``oidc-provider`` for Node (one process) with a PostgreSQL adapter
   (bench/peers/pg_adapter.mjs: one durable row per artefact, looked up by a digest of the
   token, synchronous commit as the server's default), both on loopback, both storing in the
@@ -35,16 +36,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 from common import (
     ROOT,
-    cpu_seconds,
+    cluster_cpu,
     database,
     free_port,
     machine,
-    one_worker,
     percentile,
     record,
     split_cores,
 )
 from oidc import basic, drive, post_token, setup_clients
+from servers import SERVERS, serve, tree_cpu
 
 NPM_PINS = ["oidc-provider@9.13.3", "samlify@2.13.1", "pg@8.23.1"]
 PEERS = Path(__file__).resolve().parent / "peers"
@@ -63,30 +64,6 @@ def node_modules():
         yield folder / "node_modules"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def postgres_pids(admin_url: str) -> list[int]:
-    """Every process of the PostgreSQL cluster (postmaster, backends, WAL writer, ...)."""
-    import psycopg2
-
-    conn = psycopg2.connect(admin_url)
-    with conn.cursor() as cur:
-        cur.execute("SHOW data_directory")
-        data = cur.fetchone()[0]
-    conn.close()
-    postmaster = int(Path(data, "postmaster.pid").read_text().split()[0])
-    with open(f"/proc/{postmaster}/task/{postmaster}/children") as fh:
-        return [postmaster, *map(int, fh.read().split())]
-
-
-def cluster_cpu(admin_url: str) -> float:
-    total = 0.0
-    for pid in postgres_pids(admin_url):
-        try:
-            total += cpu_seconds(pid)
-        except FileNotFoundError:  # a backend that ended meanwhile
-            continue
-    return total
 
 
 def create_database(admin_url: str, name: str) -> str:
@@ -122,9 +99,9 @@ def peer_server(modules: Path, env: dict, families: int):
 
 
 def one_round(pid: int, pg_url: str, seconds: float, steps: list) -> dict:
-    server0, pg0 = cpu_seconds(pid), cluster_cpu(pg_url)
+    server0, pg0 = tree_cpu(pid), cluster_cpu(pg_url)
     count, elapsed = drive(seconds, steps)
-    server, pg = cpu_seconds(pid) - server0, cluster_cpu(pg_url) - pg0
+    server, pg = tree_cpu(pid) - server0, cluster_cpu(pg_url) - pg0
     return {"count": count, "server_ms": 1000 * server / count, "pg_ms": 1000 * pg / count,
             "per_core": count / (server + pg), "per_second": count / elapsed}
 
@@ -195,6 +172,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="per side, grant and round")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--saml-responses", type=int, default=200, help="per side and round")
+    parser.add_argument("--server", choices=list(SERVERS), default="gunicorn sync",
+                        help="the HTTP server the bridge runs under (bench/servers.py)")
     parser.add_argument("--append", action="store_true",
                         help="append the figures to docs/benchmarks.md")
     args = parser.parse_args()
@@ -210,10 +189,9 @@ def main() -> int:
         service, rp, bridge_tokens = setup_clients(env, args.threads)
         bridge_port = int(env["BENCH_PORT"])
         results = {"client_credentials": ([], []), "refresh_token": ([], [])}
-        with one_worker(env) as (_base, bridge_pid), \
+        with serve(env, args.server, bridge_port, cores[1] if cores else None) as bridge_pid, \
                 peer_server(modules, env, args.threads) as (peer_port, peer_pid, peer_tokens):
             if cores:
-                os.sched_setaffinity(bridge_pid, cores[1])
                 os.sched_setaffinity(peer_pid, cores[1])
             sides = {
                 "bridge": (bridge_pid, {
@@ -251,7 +229,8 @@ def main() -> int:
         f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"taken under load (other jobs shared the machine). Command: `.venv/bin/python "
         f"bench/peers.py --rounds {args.rounds} --seconds {args.seconds:g} --threads "
-        f"{args.threads}`. Peers: {', '.join(NPM_PINS)}, Node {node_version()}.",
+        f"{args.threads} --server '{args.server}'`. Peers: {', '.join(NPM_PINS)}, "
+        f"Node {node_version()}.",
         "",
         "| work | bridge CPU per request (server + PostgreSQL), median | peer | "
         "requests per core-second, bridge / peer (median) | bridge ÷ peer, median (range) |",
