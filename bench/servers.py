@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 from common import (
     ROOT,
@@ -67,14 +68,16 @@ def tree_cpu(pid: int) -> float:
 
 
 @contextmanager
-def serve(env: dict, name: str, port: int, core: set | None):
+def serve(env: dict, name: str, port: int, core: set | None, root: Path = ROOT):
+    """The app from the source tree ``root`` under server ``name``; yields the server's pid
+    once /healthz answers; its processes pinned to ``core``."""
     args = list(SERVERS[name])
     if args[1] == "gunicorn":
         args += ["-b", f"127.0.0.1:{port}", "wsgi:app"]
     else:
         args += ["--host", "127.0.0.1", "--port", str(port), "wsgi:app"]
-    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT,
-                            env={**env, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen([sys.executable, *args], cwd=root,
+                            env={**env, "PYTHONPATH": str(root)})
     try:
         deadline = time.monotonic() + 60
         while True:
