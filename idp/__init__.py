@@ -20,6 +20,7 @@ from .extensions import csrf, db, init_autocommit_engine, migrate
 from .lms.db import create_lms_engine
 from .lms.directory import Directory
 from .people import RoleMapping
+from .session_cookie import SessionCookies
 
 __all__ = ["ConfigError", "create_app"]
 
@@ -43,6 +44,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     settings = load_settings(env)
     configure_logging(settings.log_format, settings.log_level)
     app = Flask(__name__, template_folder=os.path.join(ROOT, "templates"))
+    app.session_interface = SessionCookies()
     app.config.update(
         IDP=settings, IDP_ENV=dict(env), SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,

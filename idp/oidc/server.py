@@ -90,7 +90,7 @@ def save_token(token: dict, request) -> None:
     user = request.user
     store_token(token, client_id=request.client.client_id,
                 subject=user.subject if user is not None else None, family_id=family,
-                auth_time=auth_time)
+                auth_time=auth_time, on_its_own=code is None and previous is None)
 
 
 def build_server(app: Flask, settings: OIDCSettings) -> AuthorizationServer:
