@@ -1,6 +1,7 @@
 """Before and after a change, in one run: the bridge at git revision ``--before`` (exported
 with ``git archive`` into a temporary folder) and the working tree, each under the same HTTP
-server, started in turn on the same databases, interleaved rounds of
+server, both running at once on the same databases and pinned to the same core, driven in
+alternation (short chunks, before/after order flipped every round) with
 
 - GET /healthz (the floor every request pays),
 - a client_credentials grant,
@@ -27,7 +28,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, cluster_cpu, database, machine, percentile, record, split_cores
+from common import (
+    ROOT,
+    cluster_cpu,
+    database,
+    free_port,
+    machine,
+    percentile,
+    record,
+    split_cores,
+)
 from oidc import basic, drive, get_health, post_token, setup_clients
 from servers import SERVERS, serve, tree_cpu
 
@@ -50,11 +60,34 @@ def get_json(port: int, path: str, token: str) -> None:
         raise RuntimeError(f"{path} answered {response.status}: {body[:200]!r}")
 
 
+def side_works(port: int, auth: str, rp_auth: str, tokens: list[str]) -> dict[str, list]:
+    """The four kinds of request against the server on ``port``, one step per client thread
+    (each refresh thread rotates its own token family)."""
+    token = post_token(port, auth, {"grant_type": "client_credentials",
+                                    "scope": "lms.context"})["access_token"]
+
+    def refresher(i):
+        def step():
+            tokens[i] = post_token(port, rp_auth, {
+                "grant_type": "refresh_token", "refresh_token": tokens[i]})["refresh_token"]
+        return step
+
+    threads = len(tokens)
+    return {
+        "GET /healthz": [lambda: get_health(port)] * threads,
+        "client_credentials": [lambda: post_token(port, auth, {
+            "grant_type": "client_credentials", "scope": "lms.context"})] * threads,
+        "refresh_token": [refresher(i) for i in range(threads)],
+        "cached context read": [lambda: get_json(
+            port, "/api/v1/lms/students/1/profile", token)] * threads,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", required=True, help="git revision to compare against")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--server", choices=list(SERVERS), default="gunicorn sync")
     parser.add_argument("--label", default="")
@@ -67,45 +100,31 @@ def main() -> int:
     try:
         with database(50) as (env, _counts):
             env = {**env, "IDP_OIDC_REFRESH_TOKEN_LIFETIME": str(30 * 86400)}
-            service, rp, tokens = setup_clients(env, args.threads)
+            service, rp, tokens = setup_clients(env, 2 * args.threads)
             auth, rp_auth = basic(*service), basic(*rp)
-            port = int(env["BENCH_PORT"])
             pg_url = env["IDP_DATABASE_URL"]
-            bearer: list[str] = []
-
-            def refresher(i):
-                def step():
-                    tokens[i] = post_token(port, rp_auth, {
-                        "grant_type": "refresh_token",
-                        "refresh_token": tokens[i]})["refresh_token"]
-                return step
-
-            works = {
-                "GET /healthz": [lambda: get_health(port)] * args.threads,
-                "client_credentials": [lambda: post_token(port, auth, {
-                    "grant_type": "client_credentials", "scope": "lms.context"})] * args.threads,
-                "refresh_token": [refresher(i) for i in range(args.threads)],
-                "cached context read": [lambda: get_json(
-                    port, "/api/v1/lms/students/1/profile", bearer[0])] * args.threads,
-            }
+            ports = {"before": int(env["BENCH_PORT"]), "after": free_port()}
             trees = {"before": before_tree, "after": ROOT}
             figures: dict[tuple[str, str], list[tuple[float, float]]] = {}
-            for n in range(args.rounds):
-                for side in (["before", "after"] if n % 2 == 0 else ["after", "before"]):
-                    with serve(env, args.server, port, cores[1] if cores else None,
-                               root=trees[side]) as pid:
-                        bearer[:] = [post_token(port, auth, {
-                            "grant_type": "client_credentials",
-                            "scope": "lms.context"})["access_token"]]
-                        for work, steps in works.items():
-                            drive(0.5, steps)  # warm-up: imports, pools, caches
-                            cpu0, pg0 = tree_cpu(pid), cluster_cpu(pg_url)
-                            count, _elapsed = drive(args.seconds, steps)
-                            server = 1000 * (tree_cpu(pid) - cpu0) / count
+            core = cores[1] if cores else None
+            with serve(env, args.server, ports["before"], core, root=before_tree) as before, \
+                    serve(env, args.server, ports["after"], core, root=ROOT) as after:
+                pids = {"before": before, "after": after}
+                works = {side: side_works(port, auth, rp_auth,
+                                          tokens[i * args.threads:(i + 1) * args.threads])
+                         for i, (side, port) in enumerate(ports.items())}
+                for side in trees:  # warm-up: imports, pools, caches
+                    for steps in works[side].values():
+                        drive(0.5, steps)
+                for n in range(args.rounds):
+                    for work in works["before"]:
+                        for side in (["before", "after"] if n % 2 == 0 else ["after", "before"]):
+                            cpu0, pg0 = tree_cpu(pids[side]), cluster_cpu(pg_url)
+                            count, _elapsed = drive(args.seconds, works[side][work])
+                            server = 1000 * (tree_cpu(pids[side]) - cpu0) / count
                             pg = 1000 * (cluster_cpu(pg_url) - pg0) / count
                             figures.setdefault((side, work), []).append((server, pg))
-                            print(f"  round {n + 1} {side} {work}: {server:.3f} + {pg:.3f} ms",
-                                  flush=True)
+                    print(f"  round {n + 1} of {args.rounds} done", flush=True)
     finally:
         shutil.rmtree(before_tree, ignore_errors=True)
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
@@ -117,7 +136,7 @@ def main() -> int:
              f"working tree at {head}).", "",
              "| request | before: server + PostgreSQL CPU ms (median) | after | "
              "after ÷ before, total CPU per request: median (range) |", "|---|---|---|---|"]
-    for work in works:
+    for work in ("GET /healthz", "client_credentials", "refresh_token", "cached context read"):
         before, after = figures[("before", work)], figures[("after", work)]
         ratios = [(a[0] + a[1]) / (b[0] + b[1]) for b, a in zip(before, after, strict=True)]
 
