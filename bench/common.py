@@ -113,7 +113,7 @@ def cpu_seconds(pid: int) -> float:
         try:
             with open(f"/proc/{pid}/task/{task}/schedstat") as fh:
                 total += int(fh.read().split()[0])
-        except FileNotFoundError:  # the thread ended meanwhile
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
             continue
     return total / 1e9
 
@@ -137,7 +137,7 @@ def cluster_cpu(admin_url: str) -> float:
     for pid in postgres_pids(admin_url):
         try:
             total += cpu_seconds(pid)
-        except FileNotFoundError:  # a backend that ended meanwhile
+        except (FileNotFoundError, ProcessLookupError):  # a backend that ended meanwhile
             continue
     return total
 

@@ -52,7 +52,7 @@ def tree(pid: int) -> list[int]:
         try:
             with open(f"/proc/{current}/task/{current}/children") as fh:
                 todo.extend(int(child) for child in fh.read().split())
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
             continue
     return pids
 
@@ -62,7 +62,7 @@ def tree_cpu(pid: int) -> float:
     for member in tree(pid):
         try:
             total += cpu_seconds(member)
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
             continue
     return total
 
