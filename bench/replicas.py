@@ -26,8 +26,8 @@ from contextlib import ExitStack, contextmanager
 
 import psycopg2
 from before_after import get_json
-from common import ROOT, database, free_port, machine, record
-from oidc import basic, get_health, post_token, setup_clients
+from common import ROOT, database, free_port, machine, record, wait_healthy
+from oidc import basic, post_token, setup_clients
 
 
 @contextmanager
@@ -63,15 +63,7 @@ def replica(env: dict, port: int, workers: int):
                              f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
                             cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)})
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                get_health(port)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("gunicorn did not start") from None
-                time.sleep(0.1)
+        wait_healthy(port, proc, "gunicorn")
         yield port
     finally:
         proc.terminate()

@@ -27,6 +27,7 @@ from common import (
     percentile,
     record,
     split_cores,
+    wait_healthy,
 )
 from oidc import basic, drive, get_health, post_token, setup_clients
 
@@ -79,15 +80,7 @@ def serve(env: dict, name: str, port: int, core: set | None, root: Path = ROOT):
     proc = subprocess.Popen([sys.executable, *args], cwd=root,
                             env={**env, "PYTHONPATH": str(root)})
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                get_health(port)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"{name} did not start") from None
-                time.sleep(0.1)
+        wait_healthy(port, proc, name)
         if core:
             for member in tree(proc.pid):
                 for task in os.listdir(f"/proc/{member}/task"):

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from before_after import get_json
-from common import ROOT, database, machine, record
+from common import ROOT, database, machine, record, wait_healthy
 from oidc import basic, get_health, post_token, setup_clients
 
 
@@ -78,15 +78,7 @@ def main() -> int:
             env={**env, "PYTHONPATH": str(ROOT), "SOAK_TRACE_FILE": str(trace)})
         rows: list[list[float]] = []
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    get_health(port)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
+            wait_healthy(port, proc, "gunicorn")
             token = post_token(port, auth, {"grant_type": "client_credentials",
                                             "scope": "lms.context"})["access_token"]
             stop = threading.Event()
