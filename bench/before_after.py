@@ -83,6 +83,10 @@ def side_works(port: int, auth: str, rp_auth: str, tokens: list[str]) -> dict[st
     }
 
 
+def before_flag(args) -> str:
+    return f" --before-server '{args.before_server}'" if args.before_server else ""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", required=True, help="git revision to compare against")
@@ -90,6 +94,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--server", choices=list(SERVERS), default="gunicorn sync")
+    parser.add_argument("--before-server", choices=list(SERVERS), default=None,
+                        help="serve the --before tree under another server (default: --server)")
     parser.add_argument("--label", default="")
     parser.add_argument("--append", action="store_true")
     args = parser.parse_args()
@@ -107,7 +113,8 @@ def main() -> int:
             trees = {"before": before_tree, "after": ROOT}
             figures: dict[tuple[str, str], list[tuple[float, float]]] = {}
             core = cores[1] if cores else None
-            with serve(env, args.server, ports["before"], core, root=before_tree) as before, \
+            before_server = args.before_server or args.server
+            with serve(env, before_server, ports["before"], core, root=before_tree) as before, \
                     serve(env, args.server, ports["after"], core, root=ROOT) as after:
                 pids = {"before": before, "after": after}
                 works = {side: side_works(port, auth, rp_auth,
@@ -132,7 +139,8 @@ def main() -> int:
     lines = [f"{args.label + '. ' if args.label else ''}Machine: {machine()}. Date: "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, taken under load. Command: "
              f"`.venv/bin/python bench/before_after.py --before {args.before} --rounds "
-             f"{args.rounds} --seconds {args.seconds:g} --server '{args.server}'` (after = "
+             f"{args.rounds} --seconds {args.seconds:g} --server '{args.server}'"
+             f"{before_flag(args)}` (after = "
              f"working tree at {head}).", "",
              "| request | before: server + PostgreSQL CPU ms (median) | after | "
              "after ÷ before, total CPU per request: median (range) |", "|---|---|---|---|"]
