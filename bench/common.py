@@ -74,21 +74,28 @@ def one_worker(env: dict, app: str = "wsgi:app"):
                              f"127.0.0.1:{port}", "--backlog", "256", "--log-level", "warning",
                              app], cwd=ROOT, env=env)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("gunicorn did not start") from None
-                time.sleep(0.1)
+        wait_healthy(int(port), proc, "gunicorn")
         yield env["IDP_ISSUER"], _worker_pid(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def wait_healthy(port: int, proc: subprocess.Popen, name: str = "the server") -> None:
+    """Return once GET /healthz on ``port`` answers 200; raise if ``proc`` exits or a minute
+    passes first."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"{name} did not start")
+        time.sleep(0.1)
 
 
 def _worker_pid(master: int) -> int:
@@ -113,9 +120,33 @@ def cpu_seconds(pid: int) -> float:
         try:
             with open(f"/proc/{pid}/task/{task}/schedstat") as fh:
                 total += int(fh.read().split()[0])
-        except FileNotFoundError:  # the thread ended meanwhile
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
             continue
     return total / 1e9
+
+
+def postgres_pids(admin_url: str) -> list[int]:
+    """Every process of the PostgreSQL cluster (postmaster, backends, WAL writer, ...)."""
+    import psycopg2
+
+    conn = psycopg2.connect(admin_url)
+    with conn.cursor() as cur:
+        cur.execute("SHOW data_directory")
+        data = cur.fetchone()[0]
+    conn.close()
+    postmaster = int(Path(data, "postmaster.pid").read_text().split()[0])
+    with open(f"/proc/{postmaster}/task/{postmaster}/children") as fh:
+        return [postmaster, *map(int, fh.read().split())]
+
+
+def cluster_cpu(admin_url: str) -> float:
+    total = 0.0
+    for pid in postgres_pids(admin_url):
+        try:
+            total += cpu_seconds(pid)
+        except (FileNotFoundError, ProcessLookupError):  # a backend that ended meanwhile
+            continue
+    return total
 
 
 def split_cores() -> tuple[set[int], set[int]] | None:

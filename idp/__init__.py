@@ -30,6 +30,7 @@ from .lms.db import create_lms_engine, set_bulkhead
 from .lms.directory import Directory
 from .metrics import HTTP_REQUESTS, HTTP_SECONDS
 from .people import RoleMapping
+from .session_cookie import SessionCookies
 
 __all__ = ["ConfigError", "create_app"]
 
@@ -52,6 +53,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     settings = load_settings(env)
     configure_logging(settings.log_format, settings.log_level)
     app = Flask(__name__, template_folder=os.path.join(ROOT, "templates"))
+    app.session_interface = SessionCookies()
     app.config.update(
         IDP=settings, IDP_ENV=dict(env), SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,

@@ -24,6 +24,7 @@ from .breaker import CircuitBreaker
 from .cache import Cached, ContextCache
 from .metrics import BREAKER_STATE, CACHE_LOOKUPS
 from .settings import ContextSettings
+from .shared import SharedLevel
 
 
 @dataclass(frozen=True)
@@ -59,14 +60,12 @@ class ContextService:
     def __init__(self, directory: Directory, settings: ContextSettings):
         self.directory = directory
         self.settings = settings
-        self.cache = ContextCache({"owner": settings.profile_ttl,
-                                   "profile": settings.profile_ttl,
-                                   "viewer": settings.profile_ttl,
-                                   "mentor": settings.profile_ttl,
-                                   "mentor_students": settings.profile_ttl,
-                                   "metrics": settings.metrics_ttl,
-                                   "performance": settings.metrics_ttl,
-                                   "batch": settings.batch_ttl}, settings.cache_size)
+        ttls = {"owner": settings.profile_ttl, "profile": settings.profile_ttl,
+                "viewer": settings.profile_ttl, "mentor": settings.profile_ttl,
+                "mentor_students": settings.profile_ttl, "metrics": settings.metrics_ttl,
+                "performance": settings.metrics_ttl, "batch": settings.batch_ttl}
+        shared = SharedLevel(settings.redis_url, ttls) if settings.redis_url else None
+        self.cache = ContextCache(ttls, settings.cache_size, shared)
         self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown,
                                       on_change=self._breaker_changed)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from ..config import check_http_url, env_int, env_list
+from ..config import ConfigError, check_http_url, env_int, env_list
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class ContextSettings:
     breaker_failures: int
     breaker_cooldown: int
     zulip_url: str | None
+    redis_url: str | None = None  # the shared cache level (idp.context.shared); None: off
 
 
 def load_context_settings(env: Mapping[str, str]) -> ContextSettings:
@@ -45,4 +47,17 @@ def load_context_settings(env: Mapping[str, str]) -> ContextSettings:
         breaker_cooldown=env_int(env, "IDP_CONTEXT_BREAKER_COOLDOWN", 30, minimum=1,
                                  maximum=3600),
         zulip_url=zulip or None,
+        redis_url=_redis_url(env),
     )
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    """``IDP_CONTEXT_REDIS_URL``: redis://, rediss:// or unix:// (redis-py's URL forms)."""
+    url = env.get("IDP_CONTEXT_REDIS_URL", "").strip()
+    if not url:
+        return None
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix") or len(url) > 2048:
+        raise ConfigError("IDP_CONTEXT_REDIS_URL must look like redis://host:6379/0, "
+                          "rediss://host:6380/0 or unix:///run/redis.sock (or be empty for "
+                          "the in-process cache only)")
+    return url

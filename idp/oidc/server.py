@@ -91,7 +91,8 @@ def save_token(token: dict, request) -> None:
     user = request.user
     store_token(token, client_id=request.client.client_id,
                 subject=user.subject if user is not None else None, family_id=family,
-                auth_time=auth_time, claims=claims)
+                auth_time=auth_time, claims=claims,
+                on_its_own=code is None and previous is None)
 
 
 class BridgeAuthorizationServer(AuthorizationServer):

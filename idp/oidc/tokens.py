@@ -7,6 +7,7 @@ descended from one authorization code share a ``family_id``. The callers commit.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from authlib.oauth2.rfc6749.errors import InvalidClientError
@@ -14,7 +15,8 @@ from flask import current_app
 from sqlalchemy import delete, or_, select, text, update
 
 from .. import clock
-from ..extensions import db
+from ..dbapi import driver_cursor
+from ..extensions import autocommit_engine, db
 from ..hashing import token_digest
 from .credentials import new_token
 from .models import OIDCAuthorizationCode, OIDCToken
@@ -26,13 +28,16 @@ def settings():
     return current_app.extensions["oidc"].settings
 
 
-_INSERT_TOKEN = text("""
+_INSERT_TOKEN_SQL = """
     INSERT INTO oidc_tokens (client_id, subject, scope, access_token_hash, refresh_token_hash,
                              family_id, auth_time, issued_at, expires_in, refresh_expires_at,
                              claims)
     SELECT client_id, :subject, :scope, :access, :refresh, :family, :auth_time, :now,
            :expires_in, :refresh_expires_at, :claims
-      FROM oidc_clients WHERE client_id = :client_id""")
+      FROM oidc_clients WHERE client_id = :client_id"""
+_INSERT_TOKEN = text(_INSERT_TOKEN_SQL)
+# The same statement in the driver's parameter style, for a token committed on its own.
+_INSERT_TOKEN_DRIVER = re.sub(r":(\w+)", r"%(\1)s", _INSERT_TOKEN_SQL)
 _SPEND_REFRESH = text("""
     UPDATE oidc_tokens SET refresh_used_at = :now
      WHERE refresh_token_hash = :hash AND refresh_used_at IS NULL AND revoked_at IS NULL
@@ -59,20 +64,33 @@ class SpentRefreshToken:
 
 
 def store_token(token: dict, *, client_id: str, subject: str | None, family_id: str,
-                auth_time: int | None, claims: str | None = None) -> None:
-    """Insert the row for a freshly generated token response (the caller commits). One
-    pre-built statement: this is the token endpoint's hot path. Raises
-    :class:`InvalidClientError` when the client was removed meanwhile."""
+                auth_time: int | None, claims: str | None = None,
+                on_its_own: bool = False) -> None:
+    """Insert the row for a freshly generated token response. One pre-built statement: this
+    is the token endpoint's hot path. Raises :class:`InvalidClientError` when the client was
+    removed meanwhile.
+
+    With ``on_its_own`` (a token that nothing else in the request writes with: client
+    credentials) the INSERT commits by itself on an autocommit connection, straight on the
+    driver: one round trip, durable like any commit, no ORM transaction. Otherwise it joins
+    the request's transaction (a spent code or refresh token commits with it) and the caller
+    commits."""
     now = clock.timestamp()
     refresh = token.get("refresh_token")
-    result = db.session.connection().execute(_INSERT_TOKEN, {
+    params = {
         "client_id": client_id, "subject": subject, "scope": token.get("scope", ""),
         "access": token_digest(token["access_token"]),
         "refresh": token_digest(refresh) if refresh else None, "family": family_id,
         "auth_time": auth_time, "now": now, "claims": claims,
         "expires_in": int(token.get("expires_in", settings().access_token_lifetime)),
-        "refresh_expires_at": now + settings().refresh_token_lifetime if refresh else None})
-    if result.rowcount != 1:
+        "refresh_expires_at": now + settings().refresh_token_lifetime if refresh else None}
+    if on_its_own:
+        with driver_cursor(autocommit_engine()) as cursor:
+            cursor.execute(_INSERT_TOKEN_DRIVER, params)
+            inserted = cursor.rowcount
+    else:
+        inserted = db.session.connection().execute(_INSERT_TOKEN, params).rowcount
+    if inserted != 1:
         raise InvalidClientError(description="The client is no longer registered.")
 
 
