@@ -70,6 +70,19 @@ def wait_for(condition, timeout: float = 20.0, what: str = "condition") -> None:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def stop_process(proc, timeout: float = 15.0) -> None:
+    """SIGTERM a child process and wait for it (bounded); SIGKILL it if it does not stop."""
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def stored_bearer(app, scope: str, subject: str | None = None) -> dict:
     """Headers with a fresh access token of ``scope`` for ``subject`` (None: a service), stored
     the way the token endpoint stores one, for tests of token holders."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from idp.extensions import db
+from tests.helpers import stop_process
 
 from .conftest import FAST_RETRY, adopt_all, outbox, provisioner, wait_for
 from .test_versions import FLAVOURS
@@ -27,16 +28,6 @@ def _start_worker(env: dict, log_path: Path) -> subprocess.Popen:
     log = open(log_path, "w")  # noqa: SIM115 - closed by the OS when the process ends
     return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "provision", "run"],
                             env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.parametrize("flavour", sorted(FLAVOURS))
@@ -85,7 +76,7 @@ def test_sigkill_mid_batch_then_standby_takes_over(app, make_app, env, zulip, re
         realm.delay = 0
         first.kill() if first.poll() is None else None
         if second is not None:
-            _stop(second)
+            stop_process(second)
     effects = [e[1] for e in realm.effects_of("deactivate")]
     assert sorted(effects) == sorted(a.id for a in targets)  # each exactly once in effect
     assert all(not a.is_active for a in targets)
