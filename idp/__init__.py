@@ -39,7 +39,6 @@ FEATURES = ("login", "saml", "oidc", "provisioning", "context", "history", "atte
             "nudges", "agents")
 
 
-
 def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     """Build the app from environment variables (or ``env``); ``overrides`` update Flask config
     (tests)."""
