@@ -29,7 +29,14 @@ def _pid_alive(pid: int) -> bool:
 
 
 def on_starting(server):
-    """Remove metric files of processes that no longer run (an earlier start, a crash)."""
+    """Remove metric files of processes that no longer run (an earlier start, a crash).
+
+    Unless set, ``LMS_MAX_CONCURRENT`` (LMS queries in flight across all workers, the bulkhead)
+    is one less than the requests the workers can run at once, so a slow LMS never ties up
+    every worker: a request that needs no LMS (/healthz, client credentials) always finds one.
+    """
+    slots = server.cfg.workers * max(1, server.cfg.threads)
+    os.environ.setdefault("LMS_MAX_CONCURRENT", str(max(1, slots - 1)))
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not directory:
         return
