@@ -27,8 +27,10 @@ import asyncio
 import base64
 import glob
 import http.client
+import multiprocessing
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -41,40 +43,42 @@ PASSWORD = "lms-demo-2026"
 
 
 class DelayProxy:
-    """A loopback TCP proxy in its own thread to PostgreSQL's Unix socket ``upstream`` (the
-    embedded server listens on no TCP port); every chunk the server sends reaches the client
-    ``delay`` seconds after it arrived (order kept), so each LMS query answers late."""
+    """A loopback TCP proxy, in a process of its own (the load generator's threads would starve
+    it of the GIL), to PostgreSQL's Unix socket ``upstream`` (the embedded server listens on no
+    TCP port); every chunk the server sends reaches the client ``delay`` seconds after it
+    arrived (order kept), so each LMS query answers late."""
 
     def __init__(self, upstream: str):
-        self.upstream, self.port, self.delay = upstream, free_port(), 0.0
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.upstream, self.port = upstream, free_port()
+        self._delay = multiprocessing.Value("d", 0.0)
+        self.ready = multiprocessing.Event()
+        self.process = multiprocessing.Process(target=self._run, daemon=True)
+
+    @property
+    def delay(self) -> float:
+        return self._delay.value
+
+    @delay.setter
+    def delay(self, seconds: float) -> None:
+        self._delay.value = seconds
 
     def __enter__(self) -> DelayProxy:
-        self.thread.start()
+        self.process.start()
         if not self.ready.wait(10):
             raise RuntimeError("proxy did not start")
         return self
 
     def __exit__(self, *exc) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
+        self.process.terminate()
+        self.process.join(timeout=5)
 
     def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
-        server = self.loop.run_until_complete(asyncio.start_server(
-            self._connection, "127.0.0.1", self.port))
+        self.loop.run_until_complete(asyncio.start_server(self._connection, "127.0.0.1",
+                                                          self.port))
         self.ready.set()
-        try:
-            self.loop.run_forever()
-        finally:
-            server.close()
-            pending = asyncio.all_tasks(self.loop)
-            for task in pending:
-                task.cancel()
-            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            self.loop.close()
+        self.loop.run_forever()
 
     async def _connection(self, client_reader, client_writer) -> None:
         try:
@@ -239,10 +243,11 @@ def main() -> None:
             env["LMS_DATABASE_URL"] = lms.set(host="127.0.0.1", port=proxy.port, query={}) \
                 .render_as_string(hide_password=False)
             port = int(env["BENCH_PORT"])
+            errors = tempfile.TemporaryFile("w+")
             server = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py",
                  "--workers", str(args.workers), "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errors)
             try:
                 wait_healthy(port, server, "gunicorn")
                 print(f"baseline: LMS fast, {args.clients} clients, {args.seconds:.0f} s",
@@ -259,6 +264,9 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     server.kill()
                     server.wait()
+                errors.seek(0)
+                log = errors.read()
+                timeouts = log.count("WORKER TIMEOUT")
 
     def ms(value) -> str:
         return "–" if value is None else f"{value * 1000:.0f} ms"
@@ -283,6 +291,7 @@ def main() -> None:
                      f"{figures['busy_503_without_retry_after']}, answered p50 "
                      f"{ms(figures['answered_p50'])}; probe failures "
                      f"{figures['probe_failures'] or 'none'}")
+    lines.append(f"- gunicorn worker timeouts (SIGKILLed workers): {timeouts}")
     verdict &= slow["busy_503"] > 0 and not slow["busy_503_without_retry_after"]
     lines.append(f"- verdict: {'met' if verdict else 'NOT met'}")
     record("Bulkhead under a slow LMS (bench/bulkhead.py)", args.append, lines)
