@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import glob
 import http.client
 import multiprocessing
@@ -37,6 +36,7 @@ from collections import Counter
 from urllib.parse import urlencode
 
 from common import ROOT, database, free_port, machine, percentile, record, wait_healthy
+from oidc import basic
 
 TARGET_RATIO = 3.0
 PASSWORD = "lms-demo-2026"
@@ -110,10 +110,6 @@ class DelayProxy:
             pass
         await queue.put(None)
         await sender
-
-
-def basic(client_id: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
 
 
 def register_service(env: dict) -> tuple[str, str]:
