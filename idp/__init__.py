@@ -28,7 +28,6 @@ from .extensions import (
 from .headers import CSP
 from .lms.db import (
     begin_request,
-    bulkhead_directory,
     create_lms_engine,
     end_request,
     set_bulkhead,
@@ -121,7 +120,7 @@ def _directory(settings: Settings, env: Mapping[str, str]) -> Directory:
     from .config import env_int
 
     set_bulkhead(env_int(env, "LMS_MAX_CONCURRENT", 8, minimum=1, maximum=1000),
-                 env.get("LMS_BULKHEAD_DIR") or bulkhead_directory(settings.lms_database_url))
+                 env.get("LMS_BULKHEAD_DIR") or None)
     engine = create_lms_engine(settings.lms_database_url,
                                statement_timeout_ms=settings.lms_statement_timeout_ms,
                                connect_timeout=settings.lms_connect_timeout)

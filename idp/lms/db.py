@@ -10,9 +10,7 @@ a clear 503 ("temporarily unavailable"), never a 500, and which provisioning nev
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -144,13 +142,6 @@ def end_request(_exc: BaseException | None = None) -> None:
 
 
 BULKHEAD = Bulkhead(int(os.environ.get("LMS_MAX_CONCURRENT", "8") or 8))
-
-
-def bulkhead_directory(lms_url: str) -> str:
-    """Where the processes of one deployment share their slots by default: one directory per
-    user and LMS, in the temporary directory."""
-    digest = hashlib.sha256(lms_url.encode()).hexdigest()[:16]
-    return os.path.join(tempfile.gettempdir(), f"lms-zulip-bridge-{os.getuid()}-{digest}")
 
 
 def set_bulkhead(limit: int, directory: str | None = None) -> None:
