@@ -8,6 +8,8 @@ and a worker's live gauges when it exits.
 """
 
 import os
+import shutil
+import tempfile
 
 timeout = 30            # a request stuck longer than this is killed (nginx waits 35 s)
 graceful_timeout = 30
@@ -29,7 +31,18 @@ def _pid_alive(pid: int) -> bool:
 
 
 def on_starting(server):
-    """Remove metric files of processes that no longer run (an earlier start, a crash)."""
+    """Remove metric files of processes that no longer run (an earlier start, a crash).
+
+    The workers share one LMS bulkhead (``LMS_BULKHEAD_DIR``, unless set a directory of this
+    master's), and unless set ``LMS_MAX_CONCURRENT`` (LMS-bound requests in flight across all
+    workers) is one less than the requests the workers can run at once, so a slow LMS never
+    ties up every worker: a request that needs no LMS (/healthz, client credentials) always
+    finds one.
+    """
+    slots = server.cfg.workers * max(1, server.cfg.threads)
+    os.environ.setdefault("LMS_MAX_CONCURRENT", str(max(1, slots - 1)))
+    os.environ.setdefault("LMS_BULKHEAD_DIR", os.path.join(
+        tempfile.gettempdir(), f"lms-zulip-bridge-bulkhead-{os.getpid()}"))
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not directory:
         return
@@ -39,6 +52,11 @@ def on_starting(server):
         pid = stem.rsplit("_", 1)[-1]
         if name.endswith(".db") and pid.isdigit() and not _pid_alive(int(pid)):
             os.remove(os.path.join(directory, name))
+
+
+def on_exit(server):
+    if os.environ.get("LMS_BULKHEAD_DIR", "").endswith(f"-bulkhead-{os.getpid()}"):
+        shutil.rmtree(os.environ["LMS_BULKHEAD_DIR"], ignore_errors=True)
 
 
 def child_exit(server, worker):

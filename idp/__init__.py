@@ -26,7 +26,12 @@ from .extensions import (
     migrate,
 )
 from .headers import CSP
-from .lms.db import create_lms_engine, set_bulkhead
+from .lms.db import (
+    begin_request,
+    create_lms_engine,
+    end_request,
+    set_bulkhead,
+)
 from .lms.directory import Directory
 from .metrics import HTTP_REQUESTS, HTTP_SECONDS
 from .people import RoleMapping
@@ -88,6 +93,8 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     csrf.init_app(app)
     app.extensions["lms_directory"] = _directory(settings, env)
+    app.before_request(begin_request)   # a request keeps its LMS bulkhead slot to the end
+    app.teardown_request(end_request)
     liveness.init_app(app)
     revocation.init_app(app)
     app.extensions["start_links"] = []
@@ -111,7 +118,8 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
 def _directory(settings: Settings, env: Mapping[str, str]) -> Directory:
     from .config import env_int
 
-    set_bulkhead(env_int(env, "LMS_MAX_CONCURRENT", 8, minimum=1, maximum=1000))
+    set_bulkhead(env_int(env, "LMS_MAX_CONCURRENT", 8, minimum=1, maximum=1000),
+                 env.get("LMS_BULKHEAD_DIR") or None)
     engine = create_lms_engine(settings.lms_database_url,
                                statement_timeout_ms=settings.lms_statement_timeout_ms,
                                connect_timeout=settings.lms_connect_timeout)

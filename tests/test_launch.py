@@ -127,3 +127,25 @@ def test_cli_prints_a_working_launch_link(app):
     assert missing.exit_code != 0 and "no LMS person" in missing.output
 
 
+
+
+def test_revocation_ends_launch_links_issued_before_it(app, client):
+    """Issue #11 item 5: a link minted before revoke_person is refused like any failed link,
+    although the LMS still lists the person as active; one minted afterwards works."""
+    from idp import revocation
+    from idp.extensions import db
+
+    before = sign_launch_token(app.config["IDP"], "student:1")
+    by_username = _token(app, subject="student1")
+    with app.app_context():
+        revocation.revoke_person(db.session, "student:1", "removed, then reactivated")
+        db.session.commit()
+    for token in (before, by_username):
+        refused = client.get("/launch", query_string={"token": token})
+        assert refused.status_code == 400
+        assert "invalid, expired or already used" in refused.get_data(as_text=True)
+        assert client.get("/").status_code == 302
+    clock.advance(1)
+    after = sign_launch_token(app.config["IDP"], "student:1")
+    assert client.get("/launch", query_string={"token": after}).status_code == 302
+    assert "Hello," in client.get("/").get_data(as_text=True)

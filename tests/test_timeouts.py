@@ -170,3 +170,59 @@ def test_bulkhead_answers_a_quick_503_beyond_the_concurrency_limit(app, client, 
     assert live.breaker.state == "closed"
     assert client.get("/api/v1/lms/students/1/profile",
                       headers=headers).status_code == 200
+
+
+def test_bulkhead_slots_are_shared_across_processes(tmp_path):
+    """gunicorn sync workers run one request each: the limit must bind across processes, or a
+    slow LMS ties up every worker (issue #11 item 6, bench/bulkhead.py)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from idp.lms import db as lms_db
+
+    root = Path(__file__).resolve().parent.parent
+    here = lms_db.Bulkhead(1, str(tmp_path))
+    probe = ("import sys, time; from idp.lms.db import Bulkhead, LMSBusy\n"
+             f"b = Bulkhead(1, {str(tmp_path)!r}); t = time.monotonic()\n"
+             "try:\n    with b.slot(): print('got')\n"
+             "except LMSBusy: print('busy', time.monotonic() - t)")
+    with here.slot():
+        other = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                               cwd=root, timeout=60)
+        assert other.stdout.startswith("busy"), other.stderr
+        assert float(other.stdout.split()[1]) < 1.0   # a quick refusal, not a queue
+    free = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=root, timeout=60)
+    assert free.stdout.startswith("got"), free.stderr
+
+
+def test_a_request_keeps_one_bulkhead_slot_for_all_its_lms_queries(tmp_path):
+    from idp.lms import db as lms_db
+
+    bulkhead = lms_db.Bulkhead(2, str(tmp_path))
+    lms_db.begin_request()
+    try:
+        with bulkhead.slot():
+            pass
+        with bulkhead.slot():   # the same slot again, not a second one
+            pass
+        others: list = []
+
+        def elsewhere() -> None:   # another worker thread: one slot is left, then none
+            others.append(bulkhead.acquire())
+            with pytest.raises(lms_db.LMSBusy):
+                bulkhead.acquire()
+            bulkhead._release(others[0])
+            others.append("done")
+
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join(timeout=10)
+        assert others[-1] == "done"
+    finally:
+        lms_db.end_request()
+    with bulkhead.slot(), bulkhead.slot():   # released at the end of the request
+        with pytest.raises(lms_db.LMSBusy):
+            with bulkhead.slot():
+                pass

@@ -9,6 +9,7 @@ a clear 503 ("temporarily unavailable"), never a 500, and which provisioning nev
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 import time
@@ -35,37 +36,119 @@ class BreakerOpen(LMSUnavailable):
 
 
 class LMSBusy(LMSUnavailable):
-    """This process already has ``LMS_MAX_CONCURRENT`` LMS queries in flight (bulkhead): the
+    """``LMS_MAX_CONCURRENT`` LMS queries are already in flight on this host (bulkhead): the
     request gets a quick 503 instead of queueing behind a slow LMS. Not a breaker failure."""
 
 
 class Bulkhead:
-    """At most ``limit`` concurrent LMS queries per process; the next one fails at once."""
+    """At most ``limit`` concurrent LMS queries across every process that shares ``directory``
+    (the gunicorn workers of one deployment), or in this process when ``directory`` is None.
 
-    def __init__(self, limit: int):
-        self.limit = limit
-        self._slots = threading.BoundedSemaphore(limit)
+    With gunicorn's sync workers each process runs one request at a time, so a per-process
+    limit never binds: a slow LMS ties up every worker and /healthz queues behind it. Slot
+    ``i`` is the file ``directory/slot-i`` locked with ``flock`` (released by the kernel if a
+    worker dies) plus a thread lock (``flock`` does not exclude threads sharing a descriptor).
+    A query waits at most :data:`SLOT_WAIT` seconds for a slot (a fast LMS frees one within
+    milliseconds), then fails with :class:`LMSBusy`; after such a failure the process does not
+    wait at all for :data:`SATURATED_FOR` seconds (a slow LMS holds slots for seconds, and a
+    sync worker waiting is a worker that serves nobody)."""
+
+    SLOT_WAIT = 0.1
+    SATURATED_FOR = 1.0
+
+    def __init__(self, limit: int, directory: str | None = None):
+        self.limit, self.directory = limit, directory
+        self._locks = [threading.Lock() for _ in range(limit)]
+        self._files: dict[int, int] = {}
+        self._pid = os.getpid()
+        self._saturated_until = 0.0
+        if directory is not None:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+
+    def _file(self, index: int) -> int:
+        if self._pid != os.getpid():  # forked: descriptors opened before share their locks
+            self._files, self._pid = {}, os.getpid()
+        if index not in self._files:
+            self._files[index] = os.open(os.path.join(self.directory, f"slot-{index}"),
+                                         os.O_RDWR | os.O_CREAT, 0o600)
+        return self._files[index]
+
+    def _try(self, index: int) -> bool:
+        if not self._locks[index].acquire(blocking=False):
+            return False
+        if self.directory is None:
+            return True
+        try:
+            fcntl.flock(self._file(index), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            self._locks[index].release()
+            return False
+
+    def _release(self, index: int) -> None:
+        if self.directory is not None:
+            fcntl.flock(self._file(index), fcntl.LOCK_UN)
+        self._locks[index].release()
+
+    def acquire(self) -> int:
+        """A free slot's index, waiting at most :data:`SLOT_WAIT`; else :class:`LMSBusy`."""
+        now = time.monotonic()
+        deadline = now if now < self._saturated_until else now + self.SLOT_WAIT
+        start = os.getpid() % self.limit  # processes start their search at different slots
+        while True:
+            for index in (*range(start, self.limit), *range(start)):
+                if self._try(index):
+                    return index
+            if (now := time.monotonic()) >= deadline:
+                self._saturated_until = now + self.SATURATED_FOR
+                LMS_ERRORS.labels("bulkhead").inc()
+                raise LMSBusy(f"LMS busy: {self.limit} queries already in flight "
+                              f"(LMS_MAX_CONCURRENT)")
+            time.sleep(0.005)
 
     @contextmanager
     def slot(self) -> Iterator[None]:
-        if not self._slots.acquire(blocking=False):
-            LMS_ERRORS.labels("bulkhead").inc()
-            raise LMSBusy(f"LMS busy: {self.limit} queries already in flight in this process "
-                          f"(LMS_MAX_CONCURRENT)")
+        """One LMS query's slot. Inside a web request the first query's slot is kept until the
+        request ends (:func:`begin_request`): a request that needs the LMS counts once, so the
+        limit bounds the workers waiting on it, not only the queries at one instant (a sync
+        worker between two queries of a sign-in would otherwise take a free worker's turn)."""
+        if getattr(_REQUEST, "held", None) is not None:
+            yield
+            return
+        index = self.acquire()
+        if getattr(_REQUEST, "active", False):
+            _REQUEST.held = (self, index)
+            yield
+            return
         try:
             yield
         finally:
-            self._slots.release()
+            self._release(index)
+
+
+_REQUEST = threading.local()
+
+
+def begin_request() -> None:
+    """From now until :func:`end_request`, this thread keeps its first LMS slot (a hook)."""
+    _REQUEST.active, _REQUEST.held = True, None
+
+
+def end_request(_exc: BaseException | None = None) -> None:
+    held, _REQUEST.held, _REQUEST.active = getattr(_REQUEST, "held", None), None, False
+    if held is not None:
+        bulkhead, index = held
+        bulkhead._release(index)
 
 
 BULKHEAD = Bulkhead(int(os.environ.get("LMS_MAX_CONCURRENT", "8") or 8))
 
 
-def set_bulkhead(limit: int) -> None:
-    """Resize the per-process bulkhead (create_app, from LMS_MAX_CONCURRENT)."""
+def set_bulkhead(limit: int, directory: str | None = None) -> None:
+    """Set the bulkhead (create_app, from LMS_MAX_CONCURRENT and LMS_BULKHEAD_DIR)."""
     global BULKHEAD
-    if limit != BULKHEAD.limit:
-        BULKHEAD = Bulkhead(limit)
+    if (limit, directory) != (BULKHEAD.limit, BULKHEAD.directory):
+        BULKHEAD = Bulkhead(limit, directory)
 
 
 class LMSBreaker(CircuitBreaker):

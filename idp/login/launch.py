@@ -4,13 +4,16 @@ and opens a session without a second password.
 Token (JWT, RFC 7519) signed HS256 with ``IDP_LAUNCH_SECRET``, shared with the LMS:
 ``iss`` = ``IDP_LAUNCH_ISSUER`` (default ``lms``), ``aud`` = ``IDP_ISSUER``, ``sub`` = the
 person's subject id (``student:42``) or LMS username, ``iat``, ``exp`` (at most 60 s after
-``iat``), ``jti`` (single use). docs/launch.md shows the LMS side.
+``iat``), ``jti`` (single use). docs/launch.md shows the LMS side. A link issued no later
+than the person's last revocation (:func:`idp.revocation.revoked_at`) is void, even if the LMS
+lists them as active again (:func:`issued_after_revocation`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
+from typing import NamedTuple
 
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -18,7 +21,7 @@ from joserfc.jwk import OctKey
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 
-from .. import clock
+from .. import clock, revocation
 from ..config import Settings
 from ..extensions import db
 from ..models import UsedLaunchToken
@@ -37,6 +40,13 @@ class LaunchRefused(Exception):
         self.reason = reason
 
 
+class LaunchClaims(NamedTuple):
+    """What a verified launch token says: who (``sub``, a subject id or a username) and when."""
+
+    sub: str
+    issued_at: int
+
+
 def sign_launch_token(settings: Settings, subject: str, *, lifetime: int = MAX_LIFETIME,
                       issued_at: int | None = None) -> str:
     """What the LMS does (also used by ``flask lms launch-link`` and tests)."""
@@ -49,8 +59,9 @@ def sign_launch_token(settings: Settings, subject: str, *, lifetime: int = MAX_L
         settings.launch_secret.encode()))
 
 
-def verify_launch_token(settings: Settings, token: str) -> str:
-    """Check signature, algorithm, issuer, audience, lifetime and single use; return ``sub``.
+def verify_launch_token(settings: Settings, token: str) -> LaunchClaims:
+    """Check signature, algorithm, issuer, audience, lifetime and single use; return ``sub``
+    and ``iat``.
     Marks the ``jti`` used in the current transaction (the caller commits)."""
     if settings.launch_secret is None:
         raise LaunchRefused("launch links are disabled")
@@ -88,7 +99,16 @@ def verify_launch_token(settings: Settings, token: str) -> str:
         .returning(UsedLaunchToken.jti)).scalar()
     if inserted is None:
         raise LaunchRefused("replayed token")
-    return sub
+    return LaunchClaims(sub, iat)
+
+
+def issued_after_revocation(claims: LaunchClaims, subject: str) -> bool:
+    """Revocation ends launch links (issue #11 item 5): a link whose ``iat`` is not after the
+    person's last revocation is void, however the LMS answers now (a reactivation race, a
+    cached liveness answer). ``iat`` has whole seconds, so a link issued in the second of the
+    revocation is void too."""
+    revoked = revocation.revoked_at(db.session, subject)
+    return revoked is None or claims.issued_at > revoked.timestamp()
 
 
 def prune_used_tokens() -> int:

@@ -14,7 +14,7 @@ from ..net import client_ip
 from ..people import parse_subject
 from . import throttle
 from .forms import LoginForm, LogoutForm
-from .launch import LaunchRefused, verify_launch_token
+from .launch import LaunchRefused, issued_after_revocation, verify_launch_token
 from .redirects import safe_local_path, safe_next
 from .sessions import close_session, current_person, open_session
 
@@ -112,23 +112,31 @@ def logout():
     return _no_store(make_response(render_template("login/logged_out.html")))
 
 
+def _launch_refused(reason: str, subject: str | None = None):
+    """Every refused link looks the same to the browser (no enumeration); the reason goes to
+    the audit trail only."""
+    LOGINS.labels("launch", "refused").inc()
+    record("launch", "refused", subject=subject, reason=reason)
+    db.session.commit()
+    return _no_store(make_response(render_template(
+        "errors/error.html", title="This link did not work",
+        message="The chat link is invalid, expired or already used. Go back to the LMS "
+                "and press Chat again."), 400))
+
+
 @bp.get("/launch")
 def launch():
-    """Verify an LMS launch token, check the person is active now, open a session, continue
-    to ``next`` (a local path or a registered service URL)."""
+    """Verify an LMS launch token, check the person is active now and the link was issued
+    after their last revocation, open a session, continue to ``next`` (a local path or a
+    registered service URL)."""
     settings = current_app.config["IDP"]
     try:
-        sub = verify_launch_token(settings, request.args.get("token", ""))
+        claims = verify_launch_token(settings, request.args.get("token", ""))
     except LaunchRefused as refused:
         db.session.rollback()
-        LOGINS.labels("launch", "refused").inc()
-        record("launch", "refused", reason=refused.reason)
-        db.session.commit()
-        return _no_store(make_response(render_template(
-            "errors/error.html", title="This link did not work",
-            message="The chat link is invalid, expired or already used. Go back to the LMS "
-                    "and press Chat again."), 400))
+        return _launch_refused(refused.reason)
     directory = get_directory()
+    sub = claims.sub
     person = directory.get(sub) if parse_subject(sub) else directory.find(sub)
     if person is None or not person.active:
         LOGINS.labels("launch", "inactive").inc()
@@ -141,6 +149,9 @@ def launch():
             "errors/error.html", title="Your account is not active",
             message="The LMS does not list this account as active. Ask your mentor or the "
                     "LMS staff."), 403))
+    if not issued_after_revocation(claims, person.subject):
+        return _launch_refused("issued before the person's revocation",  # the jti stays spent
+                               subject=person.subject)
     db.session.commit()  # the jti is spent before the session opens
     open_session(person, "launch")
     LOGINS.labels("launch", "success").inc()
