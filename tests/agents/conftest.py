@@ -73,10 +73,16 @@ async def _session_calls(url: str, run: AgentRun, calls, provider=None, headers=
 
 
 def mcp_calls_with_token(base_url: str, token: str, calls) -> AgentRun:
-    """Tool calls with a token already in hand (no OAuth flow)."""
+    """Tool calls with a token already in hand (no OAuth flow). The client's event loop runs
+    on a thread of its own: the test thread may already run one (Playwright's sync API keeps
+    its loop on the thread that started it, e.g. after the browser tests)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     run = AgentRun()
-    asyncio.run(_session_calls(base_url + "/mcp", run, calls,
-                               headers={"Authorization": f"Bearer {token}"}))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, _session_calls(
+            base_url + "/mcp", run, calls,
+            headers={"Authorization": f"Bearer {token}"})).result(timeout=DEADLINE)
     return run
 
 
