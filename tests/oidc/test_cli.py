@@ -105,3 +105,13 @@ def test_zulip_oidc_settings(app, base_url):
                               "secret": "<social_auth_oidc_secret>", "auto_signup": True}}
     by_name = run(app, "zulip", "oidc-settings", "--client", "zulip", "--idp-name", "school")
     assert '"school": {' in by_name.output
+
+
+def test_client_ids_never_read_as_command_line_options():
+    """A client id is passed to CLI commands as an argument: it must never start with '-' (one
+    in 64 URL-safe ids did, and `agents approve-client` then failed with "No such option")."""
+    from idp.oidc.credentials import new_client_id
+
+    ids = [new_client_id() for _ in range(2000)]
+    assert all(len(i) == 24 and i.isalnum() and i.isascii() for i in ids)
+    assert len(set(ids)) == len(ids)
