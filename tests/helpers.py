@@ -70,6 +70,15 @@ def wait_for(condition, timeout: float = 20.0, what: str = "condition") -> None:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def stop_process(proc, timeout: float = 15.0) -> None:
     """SIGTERM a child process and wait for it (bounded); SIGKILL it if it does not stop."""
     import subprocess

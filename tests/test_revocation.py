@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from idp.extensions import db
 from idp.models import LoginSession
 from idp.oidc.models import OIDCToken
 from idp.saml.models import SamlLogin
-from tests.helpers import client_login, stored_bearer
+from tests.helpers import client_login, free_port, stored_bearer
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = "/api/v1/lms/students/{}/profile"
@@ -66,17 +65,11 @@ def test_revoke_person_ends_everything_in_the_callers_transaction(app, client):
                       headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def three_workers(env, tmp_path):
     """gunicorn, three sync workers, a 300 s liveness cache, listeners on; access log with
     the worker pid of each request."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "access.log"
     worker_env = {**os.environ, **env, "IDP_LIVENESS_CACHE_SECONDS": "300",
                   "IDP_REVOCATION_LISTENER": "on", "PYTHONPATH": str(ROOT)}

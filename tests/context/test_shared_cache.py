@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 import subprocess
 import time
 
@@ -18,23 +17,9 @@ from idp.context import queries
 from idp.context.cache import ContextCache
 from idp.context.settings import load_context_settings
 from idp.context.shared import SharedLevel
+from tests.helpers import free_port, wait_for
 
 TTLS = {"profile": 300, "batch": 1800, "viewer": 300}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(condition, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +29,7 @@ def redis_url(tmp_path_factory):
     if binary is None:
         pytest.fail("redis-server is missing: scripts/test installs Debian's redis-server")
     folder = tmp_path_factory.mktemp("redis")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
                              "--dir", str(folder), "--save", "", "--appendonly", "no"],
                             stdout=subprocess.DEVNULL)
@@ -52,7 +37,7 @@ def redis_url(tmp_path_factory):
     import redis
 
     client = redis.Redis.from_url(url)
-    assert wait_for(lambda: _pings(client), 10), "redis-server did not start"
+    wait_for(lambda: _pings(client), 10, "redis-server to start")
     yield url
     proc.terminate()
     proc.wait(timeout=10)
@@ -96,7 +81,7 @@ def test_dropping_a_tag_reaches_every_worker(workers):
     a.put("profile", 7, {"student": {"id": 7}}, ["student:7", "mentor:1"])
     assert b.fresh("profile", 7) is not None  # b now holds its own in-process copy
     a.drop_tag("mentor:1")
-    assert wait_for(lambda: b.size()["profile"] == 0), "b kept a dropped entry"
+    wait_for(lambda: b.size()["profile"] == 0, 5, "b to drop the entry")
     assert b.fresh("profile", 7) is None and a.fresh("profile", 7) is None
 
 
@@ -128,7 +113,7 @@ def test_hostile_or_broken_shared_entries_are_misses(workers, redis_url):
 
 
 def test_unreachable_redis_falls_back_with_one_log_line(caplog):
-    dead = SharedLevel(f"redis://127.0.0.1:{_free_port()}/0", TTLS, prefix="dead")
+    dead = SharedLevel(f"redis://127.0.0.1:{free_port()}/0", TTLS, prefix="dead")
     cache = ContextCache(TTLS, 100, dead)
     with caplog.at_level(logging.WARNING, logger="idp.context.shared"):
         cache.put("profile", 1, {"x": 1}, ["student:1"])
@@ -142,7 +127,7 @@ def test_unreachable_redis_falls_back_with_one_log_line(caplog):
 
 
 def test_context_api_answers_when_redis_is_down(make_app, service_token):
-    app = make_app(IDP_CONTEXT_REDIS_URL=f"redis://127.0.0.1:{_free_port()}/0")
+    app = make_app(IDP_CONTEXT_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     client = app.test_client()
     for _ in range(2):
         response = client.get("/api/v1/lms/students/1/profile",
@@ -169,7 +154,7 @@ def test_replicas_ask_the_lms_once_and_forget_a_person_everywhere(make_app, redi
     # provisioning, in one worker, sees the student change: every worker forgets them
     first.extensions["context"].service.cache.drop_tag("student:2")
     cache = second.extensions["context"].service.cache
-    assert wait_for(lambda: cache.fresh("profile", 2) is None)
+    wait_for(lambda: cache.fresh("profile", 2) is None, 5, "the entry to expire")
     assert second.test_client().get(path, headers=service_token["headers"]).status_code == 200
     assert calls == [2, 2]
 

@@ -25,7 +25,7 @@ from idp import clock
 from idp.csrf import origin_of
 from idp.extensions import db
 from tests.conftest import launch_chromium, page_with_screenshot
-from tests.helpers import Browser, create_databases, http_login, wait_for
+from tests.helpers import Browser, create_databases, free_port, http_login, wait_for
 from tests.saml.zulip_sp import ZulipSP
 
 from .peers import RelyingParty, ServiceProvider, TLSServer, peers_app
@@ -34,7 +34,6 @@ from .topology import (
     Processes,
     TestPKI,
     chromium_home,
-    free_port,
     make_pki,
     nginx_main_conf,
     nginx_site,

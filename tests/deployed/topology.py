@@ -14,7 +14,6 @@ import datetime as dt
 import ipaddress
 import os
 import shlex
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -32,12 +31,6 @@ DEPLOY = ROOT / "deploy"
 SHIPPED_PREFIX = "/opt/lms-zulip-bridge"
 SHIPPED_HOST = "sso.example.edu"
 SHIPPED_UPSTREAM = "127.0.0.1:8000"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- certificates -------------------------------------------------------------------------
