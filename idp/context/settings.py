@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..config import ConfigError, check_http_url, env_int, env_list
+from ..config import ConfigError, check_http_url, env_int, env_list, read_zulip_url
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,8 @@ class ContextSettings:
 
 def load_context_settings(env: Mapping[str, str]) -> ContextSettings:
     """Read ``IDP_CONTEXT_*`` and ``ZULIP_URL``; raise ConfigError naming the variable."""
-    zulip = env.get("ZULIP_URL", "").strip()
-    if zulip:
-        zulip = check_http_url("ZULIP_URL", zulip)
-    else:
+    zulip = read_zulip_url(env)
+    if not zulip:
         # The Zulip server is also the first service LMS launch links may continue to.
         services = env_list(env, "IDP_LAUNCH_SERVICE_URLS")
         zulip = check_http_url("IDP_LAUNCH_SERVICE_URLS", services[0]) if services else ""

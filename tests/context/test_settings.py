@@ -16,7 +16,8 @@ def test_defaults_follow_the_lms_data_lifetimes():
 
 
 def test_zulip_url_or_the_first_launch_service():
-    assert load_context_settings({"ZULIP_URL": "https://chat.example.edu/"}).zulip_url == \
+    assert load_context_settings({"ZULIP_URL": "https://chat.example.edu/",
+                                  "ZULIP_SCIM_TOKEN": "t" * 24}).zulip_url == \
         "https://chat.example.edu"
     assert load_context_settings({"IDP_LAUNCH_SERVICE_URLS": "https://z.example.edu, "
                                                              "https://other.example.edu"}
