@@ -1,7 +1,7 @@
 """Settings of the context API and mentor pages, read from the environment at start.
 
 Cache lifetimes follow how often the LMS's data changes (profile 5 min, metrics 10 min, batch
-information 30 min); the circuit breaker keeps a dead LMS database from being hammered.
+information 30 min). The circuit breaker is the LMS adapter's (``IDP_LMS_BREAKER_*``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ class ContextSettings:
     batch_ttl: int
     cache_size: int
     stale_max_age: int
-    breaker_failures: int
-    breaker_cooldown: int
     zulip_url: str | None
     redis_url: str | None = None  # the shared cache level (idp.context.shared); None: off
 
@@ -40,10 +38,6 @@ def load_context_settings(env: Mapping[str, str]) -> ContextSettings:
         cache_size=env_int(env, "IDP_CONTEXT_CACHE_SIZE", 20000, minimum=10, maximum=5_000_000),
         stale_max_age=env_int(env, "IDP_CONTEXT_STALE_MAX_AGE", 86400, minimum=0,
                               maximum=30 * 86400),
-        breaker_failures=env_int(env, "IDP_CONTEXT_BREAKER_FAILURES", 5, minimum=1,
-                                 maximum=1000),
-        breaker_cooldown=env_int(env, "IDP_CONTEXT_BREAKER_COOLDOWN", 30, minimum=1,
-                                 maximum=3600),
         zulip_url=zulip or None,
         redis_url=_redis_url(env),
     )
