@@ -118,12 +118,10 @@ def test_nudges_only_status_surfaces_tell_the_truth(napp, findings):
 def test_nudges_only_plan_only_run_says_why(napp, findings):
     import threading
 
-    from idp.lms.directory import get_directory
-    from idp.provisioning.worker import Provisioner
+    from tests.provisioning.conftest import provisioner
 
-    settings = napp.extensions["provisioning"]["settings"]
-    worker = Provisioner(session=db.session, directory=get_directory(), settings=settings,
-                         target=None, engine=db.engine)
+    worker = provisioner(napp)
+    assert worker.target is None
     stop = threading.Event()
     stop.set()  # one step only
     worker._step(stop)
