@@ -116,8 +116,8 @@ def apply_command(once):
     """Adopt, plan once and deliver (needs a configured Zulip)."""
     provisioner = _provisioner()
     if provisioner.target is None:
-        raise click.ClickException(f"{_settings().plan_only_reason}: set ZULIP_URL and "
-                                   f"ZULIP_SCIM_TOKEN (or ZULIP_BOT_EMAIL and "
+        raise click.ClickException(f"{_settings().plan_only_reason}: provisioning needs "
+                                   f"ZULIP_URL with ZULIP_SCIM_TOKEN (or ZULIP_BOT_EMAIL and "
                                    f"ZULIP_BOT_API_KEY)")
     try:
         plan, adopted, report = provisioner.apply_once()

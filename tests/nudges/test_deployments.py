@@ -24,7 +24,7 @@ from idp.nudges.models import Nudge
 from idp.nudges.settings import load_nudge_settings
 from idp.provisioning.models import ProvisionRun
 from idp.provisioning.settings import load_provision_settings
-from tests.helpers import stop_process, wait_for
+from tests.helpers import stop_process, stored_bearer, wait_for
 
 from .conftest import STUDENT_IDS
 from .messages_double import BOT_EMAIL, BOT_KEY
@@ -113,6 +113,10 @@ def test_nudges_only_status_surfaces_tell_the_truth(napp, findings):
     assert "no provisioning target" in text and "no Zulip configured" not in text
     nudges = staff.get("/admin/nudges")
     assert nudges.status_code == 200 and BOT_EMAIL in nudges.get_data(as_text=True)
+    sync = staff.post("/api/v1/lms/sync/students", json={"apply": True},
+                      headers=stored_bearer(napp, "lms.sync"))
+    assert sync.status_code == 409 and sync.json["error"] == "plan_only"
+    assert "no provisioning target" in sync.json["error_description"]
 
 
 def test_nudges_only_plan_only_run_says_why(napp, findings):
