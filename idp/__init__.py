@@ -30,6 +30,7 @@ from .lms.db import (
     begin_request,
     create_lms_engine,
     end_request,
+    load_lms_breaker,
     set_bulkhead,
 )
 from .lms.directory import Directory
@@ -123,7 +124,8 @@ def _directory(settings: Settings, env: Mapping[str, str]) -> Directory:
     engine = create_lms_engine(settings.lms_database_url,
                                statement_timeout_ms=settings.lms_statement_timeout_ms,
                                connect_timeout=settings.lms_connect_timeout)
-    return Directory(engine, RoleMapping(settings.role_map, settings.staff_emails))
+    return Directory(engine, RoleMapping(settings.role_map, settings.staff_emails),
+                     breaker=load_lms_breaker(env))
 
 
 def _request_hooks(app: Flask, settings: Settings) -> None:

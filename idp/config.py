@@ -80,9 +80,33 @@ def check_http_url(name: str, value: str, *, allow_path: bool = True) -> str:
         raise ConfigError(f"{name}={value!r} is not an absolute http(s) URL: "
                           f"use e.g. https://sso.example.edu")
     if parts.query or parts.fragment or (not allow_path and parts.path not in ("", "/")):
-        raise ConfigError(f"{name}={value!r} must not carry a query or fragment: "
+        carried = "a path, query or fragment" if not allow_path else "a query or fragment"
+        raise ConfigError(f"{name}={value!r} must not carry {carried}: "
                           f"give the bare base URL")
     return value.rstrip("/")
+
+
+# What reaches Zulip server to server with ZULIP_URL: a provisioning target (SCIM token, or
+# the REST administrator bot) and the nudge bot (docs/provisioning.md, docs/nudges.md).
+ZULIP_CREDENTIALS = ("ZULIP_SCIM_TOKEN", "ZULIP_BOT_EMAIL", "ZULIP_BOT_API_KEY",
+                     "ZULIP_NUDGE_BOT_EMAIL", "ZULIP_NUDGE_BOT_API_KEY")
+
+
+def read_zulip_url(env: Mapping[str, str]) -> str | None:
+    """``ZULIP_URL``, read the one way by every feature that uses it (provisioning, nudges, the
+    mentor pages' links): Zulip's base URL, without a path (Zulip serves an organization at
+    the root of its host). Set, something must reach Zulip with it: a provisioning target, the
+    nudge bot, or both; each alone is a whole deployment."""
+    url = env.get("ZULIP_URL", "").strip()
+    if not url:
+        return None
+    url = check_http_url("ZULIP_URL", url, allow_path=False)
+    if not any(env.get(name, "").strip() for name in ZULIP_CREDENTIALS):
+        raise ConfigError("ZULIP_URL is set but nothing reaches Zulip with it: set "
+                          "ZULIP_SCIM_TOKEN (or ZULIP_BOT_EMAIL and ZULIP_BOT_API_KEY) to "
+                          "provision accounts, and/or ZULIP_NUDGE_BOT_EMAIL and "
+                          "ZULIP_NUDGE_BOT_API_KEY to send nudges; or unset ZULIP_URL")
+    return url
 
 
 def check_postgres_url(name: str, value: str) -> str:
@@ -150,7 +174,8 @@ class ProblemList:
         try:
             return read(*args, **kwargs)
         except ConfigError as error:
-            self.messages.append(str(error))
+            if str(error) not in self.messages:  # a variable several features read: once
+                self.messages.append(str(error))
             return fallback
 
     def raise_if_any(self) -> None:

@@ -1,6 +1,7 @@
 """THE answer to "is subject X active, and who are they now" (DESIGN.md, layout).
 
-Backed by the LMS directory, behind the LMS circuit breaker, with a short per-process cache.
+Backed by the LMS directory, behind the LMS adapter's circuit breaker (``Directory.breaker``,
+the one the context service uses too), with a short per-process cache.
 Every caller states its policy:
 
 - :data:`Policy.FAIL_CLOSED` — sign-in, token issue and refresh, token introspection and
@@ -28,7 +29,7 @@ from enum import StrEnum
 from flask import Flask, current_app
 
 from . import clock
-from .config import env_float, env_int
+from .config import env_float
 from .lms.db import LMSBreaker, LMSUnavailable
 from .lms.directory import Directory
 from .people import Person
@@ -57,8 +58,6 @@ class Liveness:
 class LivenessSettings:
     cache_seconds: float = 2.0
     stale_max_age: float = 1800.0
-    breaker_failures: int = 5
-    breaker_cooldown: float = 30.0
     cache_size: int = 50_000
 
 
@@ -66,8 +65,6 @@ def load_liveness_settings(env: Mapping[str, str]) -> LivenessSettings:
     return LivenessSettings(
         cache_seconds=env_float(env, "IDP_LIVENESS_CACHE_SECONDS", 2.0, minimum=0.0),
         stale_max_age=env_float(env, "IDP_LIVENESS_STALE_MAX_AGE", 1800.0, minimum=0.0),
-        breaker_failures=env_int(env, "IDP_LMS_BREAKER_FAILURES", 5, minimum=1, maximum=1000),
-        breaker_cooldown=env_float(env, "IDP_LMS_BREAKER_COOLDOWN", 30.0, minimum=0.1),
     )
 
 
@@ -77,10 +74,13 @@ class LivenessService:
     def __init__(self, directory: Directory, settings: LivenessSettings | None = None):
         self.directory = directory
         self.settings = settings or LivenessSettings()
-        self.breaker = LMSBreaker(self.settings.breaker_failures,
-                                  self.settings.breaker_cooldown)
         self._cache: OrderedDict[str, Liveness] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def breaker(self) -> LMSBreaker:
+        """The LMS adapter's breaker (one per LMS, shared with the context service)."""
+        return self.directory.breaker
 
     def _cached(self, subject: str) -> Liveness | None:
         with self._lock:

@@ -7,7 +7,7 @@ so one scrape per replica sees every worker."""
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -21,6 +21,9 @@ LMS_QUERY_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
 LMS_ERRORS = Counter("idp_lms_errors_total", "LMS queries that failed (database unreachable, "
                      "timeout)", ["query"], registry=REGISTRY)
+LMS_BREAKER_STATE = Gauge("idp_lms_breaker_state", "The LMS circuit breaker (one per LMS, "
+                          "shared by every reader): 0 closed, 1 half-open, 2 open",
+                          registry=REGISTRY, multiprocess_mode="livemax")
 HTTP_REQUESTS = Counter("idp_http_requests_total", "HTTP requests answered, by endpoint and "
                         "status (error answers included)", ["endpoint", "status"],
                         registry=REGISTRY)

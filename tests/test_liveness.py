@@ -8,7 +8,7 @@ import pytest
 
 from idp import clock
 from idp.liveness import LivenessService, LivenessSettings, Policy
-from idp.lms.db import BreakerOpen, LMSUnavailable, create_lms_engine
+from idp.lms.db import BreakerOpen, LMSBreaker, LMSUnavailable, create_lms_engine
 from idp.lms.directory import Directory
 from tests.helpers import client_login, stored_bearer
 
@@ -20,7 +20,7 @@ PROFILE = "/api/v1/lms/students/{}/profile"
 def dead_directory(app):
     real = app.extensions["lms_directory"]
     engine = create_lms_engine(DEAD_LMS, statement_timeout_ms=1000, connect_timeout=1)
-    yield Directory(engine, real.mapping)
+    yield Directory(engine, real.mapping, breaker=LMSBreaker(failures=2, cooldown=30))
     engine.dispose()
 
 
@@ -57,7 +57,7 @@ def test_short_cache_then_the_lms_again(app, lms_admin):
 def test_fail_closed_raises_stale_ok_serves_last_answer(app, dead_directory):
     with app.app_context():
         live = LivenessService(app.extensions["lms_directory"], LivenessSettings(
-            cache_seconds=0.0, stale_max_age=60, breaker_failures=2, breaker_cooldown=30))
+            cache_seconds=0.0, stale_max_age=60))
         person = live.active_person("mentor:1")
         live.directory = dead_directory
         with pytest.raises(LMSUnavailable):

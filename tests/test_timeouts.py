@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.exc import DatabaseError
 
 from idp.liveness import LivenessService, LivenessSettings, Policy
-from idp.lms.db import BreakerOpen, LMSUnavailable, create_lms_engine
+from idp.lms.db import BreakerOpen, LMSBreaker, LMSUnavailable, create_lms_engine
 from idp.lms.directory import Directory
 from tests.helpers import stored_bearer
 
@@ -104,9 +104,9 @@ def test_black_holed_lms_fails_within_the_limit_and_the_breaker_opens(app, proxy
     engine = create_lms_engine(_tcp_url(None, "lms_test", proxy.port, "idp_reader"),
                                statement_timeout_ms=1000, connect_timeout=2)
     with app.app_context():
-        live = LivenessService(Directory(engine, app.extensions["lms_directory"].mapping),
-                               LivenessSettings(cache_seconds=0, breaker_failures=2,
-                                                breaker_cooldown=30))
+        live = LivenessService(Directory(engine, app.extensions["lms_directory"].mapping,
+                                         breaker=LMSBreaker(failures=2, cooldown=30)),
+                               LivenessSettings(cache_seconds=0))
         assert live.active_person("student:1") is not None  # through the proxy, pooled
         proxy.swallow()
         for _ in range(2):  # the pooled connection, then a new one: both bounded

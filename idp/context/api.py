@@ -9,6 +9,7 @@ written to the audit log as ``context.read``.
 from __future__ import annotations
 
 import logging
+import math
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -84,7 +85,7 @@ def _unavailable(resource: str, viewer: Viewer | None, target: str | None,
     db.session.rollback()
     log.warning("context API: LMS unavailable and nothing cached: %s", exc)
     _audit(resource, "unavailable", viewer, target)
-    retry = str(service().settings.breaker_cooldown)
+    retry = str(math.ceil(service().breaker.cooldown))
     return _error(503, "temporarily_unavailable",
                   "The LMS cannot be reached right now and nothing is cached for this "
                   "request. Try again shortly.", {"Retry-After": retry})

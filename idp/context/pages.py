@@ -5,7 +5,7 @@ gets the same not-found page as a missing one. Every view is written to the audi
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
@@ -26,6 +26,7 @@ from ..extensions import db
 from ..history.snapshots import last_complete_day
 from ..lms.db import LMSUnavailable
 from ..people import Person
+from ..zulip_accounts import dm_narrow_url, zulip_user_ids
 from . import charts
 from .access import NotAuthenticated, Viewer, session_viewer
 from .audit import record_read
@@ -151,6 +152,7 @@ def my_students() -> Response:
                         "current": current, "url": link(sort=key, order=order, page=1)})
     zulip = current_app.extensions["context"].settings.zulip_url
     return _page("context/my_students.html", person=person, students=students, total=total,
+                 dm_urls=_dm_urls(zulip, [s for s in students if s["active"]]),
                  triage=triage, roster=roster, number=query.page, pages=pages, query=query,
                  columns=columns, rules=CATALOGUE, special_filters=SPECIAL_FILTERS,
                  zulip=zulip, csv_url=url_for("context_pages.my_students_csv")
@@ -218,17 +220,27 @@ def student(raw_id: str) -> Response:
     weekday_chart = charts.bar_chart([(d["weekday"][:3], d["attempts"], "activity")
                                       for d in weekdays], maximum=busiest, label_width=56)
     zulip = current_app.extensions["context"].settings.zulip_url
-    email = p["student"]["email"]
-    dm_url = (f"{zulip}/#narrow/dm/{quote(email, safe='@.')}"
-              if zulip and email and p["student"]["active"] else None)  # no DM to the inactive
+    dm_url = _dm_urls(zulip, [p["student"]] if p["student"]["active"] else []).get(student_id)
     extra: dict = {}
     for section in current_app.extensions.get("student_sections", ()):
         extra.update(section(viewer.person, student_id, owner.value))
     return _page("context/student.html", profile=p, performance=perf, trend=trend, extra=extra,
-                 subjects=subjects, weekday_chart=weekday_chart, dm_url=dm_url, stale=stale,
+                 subjects=subjects, weekday_chart=weekday_chart, dm_url=dm_url, zulip=zulip,
+                 stale=stale,
                  age=max(profile.age_seconds, performance.age_seconds),
                  back_url=url_for("context_pages.my_students")
                  if is_mentor_or_staff(viewer.person) else None)
+
+
+def _dm_urls(zulip: str | None, students: list[dict]) -> dict[int, str]:
+    """student id → the Zulip link to a direct message with them, by Zulip user id, for those
+    the ledger of Zulip accounts knows (one query). Without an id there is no link: a link by
+    email may open nothing (:func:`idp.zulip_accounts.dm_narrow_url`)."""
+    if not zulip or not students:
+        return {}
+    ids = zulip_user_ids(db.session, [f"student:{s['id']}" for s in students])
+    return {s["id"]: dm_narrow_url(zulip, ids[f"student:{s['id']}"], s["display_name"] or "")
+            for s in students if f"student:{s['id']}" in ids}
 
 
 def is_student(person: Person) -> bool:

@@ -1,4 +1,5 @@
-"""The academic context service: cached academic queries behind a circuit breaker.
+"""The academic context service: cached academic queries behind the LMS adapter's circuit
+breaker (``Directory.breaker``: one per LMS, the one the liveness service uses too).
 
 Reads go: fresh cache → LMS (through the breaker) → on failure, the last known good copy
 (marked stale, with its age) → otherwise LMSUnavailable. Views compose answers from parts that
@@ -16,13 +17,12 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from .. import clock, liveness
-from ..lms.db import LMSUnavailable
+from ..lms.db import LMSBreaker, LMSUnavailable
 from ..lms.directory import Directory
 from ..people import Person, parse_subject
 from . import insights, queries
-from .breaker import CircuitBreaker
 from .cache import Cached, ContextCache
-from .metrics import BREAKER_STATE, CACHE_LOOKUPS
+from .metrics import CACHE_LOOKUPS
 from .settings import ContextSettings
 from .shared import SharedLevel
 
@@ -66,12 +66,11 @@ class ContextService:
                 "performance": settings.metrics_ttl, "batch": settings.batch_ttl}
         shared = SharedLevel(settings.redis_url, ttls) if settings.redis_url else None
         self.cache = ContextCache(ttls, settings.cache_size, shared)
-        self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown,
-                                      on_change=self._breaker_changed)
 
-    @staticmethod
-    def _breaker_changed(state: str) -> None:
-        BREAKER_STATE.set({"closed": 0, "half_open": 1, "open": 2}[state])
+    @property
+    def breaker(self) -> LMSBreaker:
+        """The LMS adapter's breaker: an outage seen here is seen by liveness, and back."""
+        return self.directory.breaker
 
     @property
     def engine(self) -> Engine:

@@ -1,7 +1,7 @@
 """Settings of the context API and mentor pages, read from the environment at start.
 
 Cache lifetimes follow how often the LMS's data changes (profile 5 min, metrics 10 min, batch
-information 30 min); the circuit breaker keeps a dead LMS database from being hammered.
+information 30 min). The circuit breaker is the LMS adapter's (``IDP_LMS_BREAKER_*``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..config import ConfigError, check_http_url, env_int, env_list
+from ..config import ConfigError, check_http_url, env_int, env_list, read_zulip_url
 
 
 @dataclass(frozen=True)
@@ -20,18 +20,14 @@ class ContextSettings:
     batch_ttl: int
     cache_size: int
     stale_max_age: int
-    breaker_failures: int
-    breaker_cooldown: int
     zulip_url: str | None
     redis_url: str | None = None  # the shared cache level (idp.context.shared); None: off
 
 
 def load_context_settings(env: Mapping[str, str]) -> ContextSettings:
     """Read ``IDP_CONTEXT_*`` and ``ZULIP_URL``; raise ConfigError naming the variable."""
-    zulip = env.get("ZULIP_URL", "").strip()
-    if zulip:
-        zulip = check_http_url("ZULIP_URL", zulip)
-    else:
+    zulip = read_zulip_url(env)
+    if not zulip:
         # The Zulip server is also the first service LMS launch links may continue to.
         services = env_list(env, "IDP_LAUNCH_SERVICE_URLS")
         zulip = check_http_url("IDP_LAUNCH_SERVICE_URLS", services[0]) if services else ""
@@ -42,10 +38,6 @@ def load_context_settings(env: Mapping[str, str]) -> ContextSettings:
         cache_size=env_int(env, "IDP_CONTEXT_CACHE_SIZE", 20000, minimum=10, maximum=5_000_000),
         stale_max_age=env_int(env, "IDP_CONTEXT_STALE_MAX_AGE", 86400, minimum=0,
                               maximum=30 * 86400),
-        breaker_failures=env_int(env, "IDP_CONTEXT_BREAKER_FAILURES", 5, minimum=1,
-                                 maximum=1000),
-        breaker_cooldown=env_int(env, "IDP_CONTEXT_BREAKER_COOLDOWN", 30, minimum=1,
-                                 maximum=3600),
         zulip_url=zulip or None,
         redis_url=_redis_url(env),
     )

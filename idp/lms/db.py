@@ -21,10 +21,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
-from ..breaker import CircuitBreaker
+from ..breaker import STATE_CODES, CircuitBreaker
+from ..config import ConfigError, env_float, env_int
 from ..dbapi import fetch_one
 from ..dbtimeouts import connect_args, database_failure, limit_statements
-from ..metrics import LMS_ERRORS, LMS_QUERY_SECONDS
+from ..metrics import LMS_BREAKER_STATE, LMS_ERRORS, LMS_QUERY_SECONDS
 
 
 class LMSUnavailable(Exception):
@@ -151,17 +152,43 @@ def set_bulkhead(limit: int, directory: str | None = None) -> None:
         BULKHEAD = Bulkhead(limit, directory)
 
 
+def _show_state(state: str) -> None:
+    LMS_BREAKER_STATE.set(STATE_CODES[state])
+
+
 class LMSBreaker(CircuitBreaker):
     """:class:`idp.breaker.CircuitBreaker` whose failures are LMSUnavailable and which raises
-    :class:`BreakerOpen` while open (no LMS query at all)."""
+    :class:`BreakerOpen` while open (no LMS query at all).
 
-    def __init__(self, failures: int, cooldown: float,
-                 on_change: Callable[[str], None] | None = None):
+    One per LMS: the LMS adapter holds it (``Directory.breaker``) and every reader goes through
+    that one (the liveness service, the context service), so an outage seen by one reader opens
+    it for all, and a recovery seen by one closes it for all. Its state is the gauge
+    ``idp_lms_breaker_state``."""
+
+    def __init__(self, failures: int = 5, cooldown: float = 30.0,
+                 on_change: Callable[[str], None] | None = _show_state):
         super().__init__(failures, cooldown, on_change, counts_as_failure=(LMSUnavailable,),
                          not_a_failure=(LMSBusy,),
                          open_error=lambda: BreakerOpen(
                              "LMS circuit breaker is open: not querying the LMS until the "
                              "cool-down ends"))
+
+
+# Settings of the context service's own breaker before there was one LMS breaker.
+_RETIRED = {"IDP_CONTEXT_BREAKER_FAILURES": "IDP_LMS_BREAKER_FAILURES",
+            "IDP_CONTEXT_BREAKER_COOLDOWN": "IDP_LMS_BREAKER_COOLDOWN"}
+
+
+def load_lms_breaker(env: Mapping[str, str]) -> LMSBreaker:
+    """The LMS breaker from ``IDP_LMS_BREAKER_FAILURES`` (consecutive failures that open it,
+    default 5) and ``IDP_LMS_BREAKER_COOLDOWN`` (seconds open before one trial, default 30);
+    raises ConfigError naming the variable."""
+    for old, new in _RETIRED.items():
+        if env.get(old, "").strip():
+            raise ConfigError(f"{old} is no longer read: the LMS has one circuit breaker, "
+                              f"shared by sign-in checks and context reads; set {new} instead")
+    return LMSBreaker(env_int(env, "IDP_LMS_BREAKER_FAILURES", 5, minimum=1, maximum=1000),
+                      env_float(env, "IDP_LMS_BREAKER_COOLDOWN", 30.0, minimum=0.1))
 
 
 def create_lms_engine(url: str, *, statement_timeout_ms: int, connect_timeout: int,

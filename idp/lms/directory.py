@@ -8,7 +8,7 @@ docs/lms-indexes.md); listing streams rows through a server-side cursor.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine, RowMapping
 
 from ..events import inactive_login_attempt, send_after_response
 from ..people import Person, RoleMapping, parse_subject
-from .db import lms_fetch_one, lms_query, ping
+from .db import LMSBreaker, lms_fetch_one, lms_query, ping
 from .passwords import hash_password, scheme_of, verify_password
 
 _STUDENT_COLUMNS = """
@@ -55,11 +55,13 @@ MAX_LOGIN_CHARS = 254
 
 @dataclass
 class Directory:
-    """Read-only directory over the LMS engine."""
+    """Read-only directory over the LMS engine. ``breaker`` is THE circuit breaker of this
+    LMS: the readers that guard their queries with one (liveness, context) use this one."""
 
     engine: Engine
     mapping: RoleMapping
     _dummy_hash: str | None = None
+    breaker: LMSBreaker = field(default_factory=LMSBreaker)
 
     def _person(self, row: Mapping[str, Any]) -> Person:
         return self.mapping.build(

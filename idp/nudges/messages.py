@@ -21,7 +21,7 @@ import zulip
 from ..extensions import db
 from ..outbox import Refused as OutboxRefused
 from ..outbox import Transient
-from ..provisioning.models import LedgerAccount
+from ..zulip_accounts import zulip_user_id
 
 API_VERSION = zulip.API_VERSTRING  # "v1/", as the client's own calls add it
 DIRECT_FROM_LEVEL = 174      # "direct" replaces "private" (Zulip 7.0)
@@ -87,9 +87,9 @@ class ZulipMessages:
 
     def user_id(self, subject: str, email: str) -> int:
         """The recipient's Zulip user id: the ledger's, else Zulip's answer for the email."""
-        known = db.session.get(LedgerAccount, subject)
-        if known is not None and known.zulip_user_id and known.zulip_user_id.isdigit():
-            return int(known.zulip_user_id)
+        known = zulip_user_id(db.session, subject)
+        if known is not None:
+            return known
         body = self._request("GET", f"users/{quote(email, safe='@')}", {})
         return int(body["user"]["user_id"])
 

@@ -3,6 +3,7 @@
 The sender is a plain Zulip bot of its own (``ZULIP_NUDGE_BOT_EMAIL`` / ``ZULIP_NUDGE_BOT_API_KEY``,
 Settings → Bots → "Generic bot"): it can send direct messages and nothing else, unlike the
 administrator bot provisioning may use. Without it, nudges are planned and shown but never sent.
+It needs no provisioning target: ``ZULIP_URL`` and this bot alone are a nudges-only deployment.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..config import ConfigError, check_http_url, env_float, env_int
+from ..config import ConfigError, env_float, env_int, read_zulip_url
 
 PERIODS = ("day", "week")
 
@@ -71,12 +72,12 @@ def _quiet(env: Mapping[str, str]) -> tuple[dt.time | None, dt.time | None]:
 
 def load_nudge_settings(env: Mapping[str, str]) -> NudgeSettings:
     """Read ``ZULIP_NUDGE_*`` and ``IDP_NUDGE_*``; raise ConfigError naming the variable."""
-    url = env.get("ZULIP_URL", "").strip()
     email = env.get("ZULIP_NUDGE_BOT_EMAIL", "").strip() or None
     key = env.get("ZULIP_NUDGE_BOT_API_KEY", "").strip() or None
     if bool(email) != bool(key):
         raise ConfigError("ZULIP_NUDGE_BOT_EMAIL and ZULIP_NUDGE_BOT_API_KEY go together: set "
                           "both (a generic bot's email and API key) or neither")
+    url = read_zulip_url(env)
     if email and not url:
         raise ConfigError("ZULIP_NUDGE_BOT_EMAIL is set but ZULIP_URL is not: set ZULIP_URL "
                           "to the Zulip server's address")
@@ -85,7 +86,7 @@ def load_nudge_settings(env: Mapping[str, str]) -> NudgeSettings:
         raise ConfigError(f"IDP_NUDGE_TEMPLATES_DIR={templates!r} is not a directory")
     start, end = _quiet(env)
     return NudgeSettings(
-        zulip_url=check_http_url("ZULIP_URL", url) if url else None,
+        zulip_url=url,
         bot_email=email, bot_api_key=key,
         period=_period(env, "IDP_NUDGE_PERIOD", "week"),
         digest_period=_period(env, "IDP_NUDGE_DIGEST_PERIOD", "week"),

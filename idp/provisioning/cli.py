@@ -116,8 +116,9 @@ def apply_command(once):
     """Adopt, plan once and deliver (needs a configured Zulip)."""
     provisioner = _provisioner()
     if provisioner.target is None:
-        raise click.ClickException("no Zulip configured: set ZULIP_URL and ZULIP_SCIM_TOKEN "
-                                   "(or ZULIP_BOT_EMAIL and ZULIP_BOT_API_KEY)")
+        raise click.ClickException(f"{_settings().plan_only_reason}: provisioning needs "
+                                   f"ZULIP_URL with ZULIP_SCIM_TOKEN (or ZULIP_BOT_EMAIL and "
+                                   f"ZULIP_BOT_API_KEY)")
     try:
         plan, adopted, report = provisioner.apply_once()
     except RuntimeError as exc:
@@ -176,7 +177,8 @@ def status_command():
         click.echo(f"last Zulip error ({report.zulip.last_error_at:%Y-%m-%d %H:%M:%S}): "
                    f"{report.zulip.last_error}")
     if _settings().plan_only:
-        click.echo("plan-only: runs say what would be done; nothing is sent to Zulip")
+        click.echo(f"plan-only, {_settings().plan_only_reason}: runs say what would be done; "
+                   f"nothing is sent to Zulip")
     for run in report.held:
         click.echo(f"HELD run {run.id}: {run.reason} -> "
                    f"{admin_command(f'provision approve {run.id}')}")

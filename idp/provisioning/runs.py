@@ -110,8 +110,8 @@ def _repeat_or_add(session: Session, status: str, reason: str, trigger: str, now
     return run
 
 
-def record_plan_only(session: Session, plan: Plan) -> None:
-    """Plan-only mode (no Zulip configured): keep one "plan-only" run up to date with what
+def record_plan_only(session: Session, plan: Plan, why: str = "no Zulip configured") -> None:
+    """Plan-only mode (no target, ``why``): keep one "plan-only" run up to date with what
     would be done, for the status page and ``provision status`` (commits)."""
     now = clock.now()
     last = session.scalars(select(ProvisionRun).order_by(ProvisionRun.id.desc()).limit(1)).first()
@@ -121,7 +121,7 @@ def record_plan_only(session: Session, plan: Plan) -> None:
         session.add(last)
     last.started_at, last.people_seen, last.managed = now, plan.people_seen, plan.managed
     last.deactivations, last.counts = plan.deactivations, plan.counts()
-    last.reason = plan.refused or "plan-only: nothing is sent (no ZULIP_URL)"
+    last.reason = plan.refused or f"plan-only: nothing is sent ({why})"
     session.commit()
 
 

@@ -2,7 +2,8 @@
 
 The target is chosen by configuration: ``ZULIP_URL`` plus ``ZULIP_SCIM_TOKEN`` (SCIM 2.0,
 RFC 7644) or ``ZULIP_URL`` plus ``ZULIP_BOT_EMAIL`` and ``ZULIP_BOT_API_KEY`` (Zulip's REST API).
-Without ``ZULIP_URL`` the worker runs plan-only.
+Without a target (no ``ZULIP_URL``, or a nudges-only deployment: ``ZULIP_URL`` with the nudge
+bot only) the worker runs plan-only, and every surface says why (:attr:`plan_only_reason`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..config import ConfigError, check_http_url, env_bool, env_float, env_int, env_str
+from ..config import (
+    ConfigError,
+    check_http_url,
+    env_bool,
+    env_float,
+    env_int,
+    env_str,
+    read_zulip_url,
+)
 
 
 @dataclass(frozen=True)
@@ -46,13 +55,25 @@ class ProvisionSettings:
     def plan_only(self) -> bool:
         return self.target == "none"
 
+    @property
+    def plan_only_reason(self) -> str | None:
+        """Why nothing is sent to Zulip, in the words every surface uses; None with a target."""
+        if not self.plan_only:
+            return None
+        if self.zulip_url is None:
+            return "no Zulip configured (ZULIP_URL unset)"
+        return ("no provisioning target (ZULIP_SCIM_TOKEN, or ZULIP_BOT_EMAIL and "
+                "ZULIP_BOT_API_KEY, unset)")
+
     def __repr__(self) -> str:  # never show the token or API key
         return f"ProvisionSettings(target={self.target!r}, zulip_url={self.zulip_url!r})"
 
 
 def load_provision_settings(env: Mapping[str, str]) -> ProvisionSettings:
-    """Read and check the provisioning variables; raise ConfigError naming the variable."""
-    url = env.get("ZULIP_URL", "").strip() or None
+    """Read and check the provisioning variables; raise ConfigError naming the variable.
+
+    ``ZULIP_URL`` without a target is a nudges-only deployment: provisioning plans only."""
+    url = read_zulip_url(env)
     token = env.get("ZULIP_SCIM_TOKEN", "").strip() or None
     bot_email = env.get("ZULIP_BOT_EMAIL", "").strip() or None
     bot_key = env.get("ZULIP_BOT_API_KEY", "").strip() or None
@@ -60,27 +81,17 @@ def load_provision_settings(env: Mapping[str, str]) -> ProvisionSettings:
         raise ConfigError("ZULIP_URL is not set: set it to Zulip's base URL, e.g. "
                           "https://chat.example.edu (or unset the ZULIP_SCIM_TOKEN/ZULIP_BOT_* "
                           "variables)")
-    target = "none"
-    if url is not None:
-        url = check_http_url("ZULIP_URL", url, allow_path=False)
-        if token and (bot_email or bot_key):
-            raise ConfigError("ZULIP_SCIM_TOKEN and ZULIP_BOT_EMAIL/ZULIP_BOT_API_KEY are both "
-                              "set: keep one target (SCIM or REST)")
-        if token:
-            target = "scim"
-        elif bot_email and bot_key:
-            target = "rest"
-        elif bot_email or bot_key:
-            missing = "ZULIP_BOT_API_KEY" if bot_email else "ZULIP_BOT_EMAIL"
-            raise ConfigError(f"{missing} is not set: the REST target needs both the bot's "
-                              f"email and its API key")
-        else:
-            raise ConfigError("ZULIP_SCIM_TOKEN is not set: set it (SCIM, recommended) or "
-                              "ZULIP_BOT_EMAIL and ZULIP_BOT_API_KEY (REST), or unset ZULIP_URL "
-                              "to run plan-only")
-        if token is not None and len(token) < 16:
-            raise ConfigError("ZULIP_SCIM_TOKEN is too short: copy the bearer_token of "
-                              "SCIM_CONFIG in Zulip's settings (16+ characters)")
+    if token and (bot_email or bot_key):
+        raise ConfigError("ZULIP_SCIM_TOKEN and ZULIP_BOT_EMAIL/ZULIP_BOT_API_KEY are both "
+                          "set: keep one target (SCIM or REST)")
+    if not token and bool(bot_email) != bool(bot_key):
+        missing = "ZULIP_BOT_API_KEY" if bot_email else "ZULIP_BOT_EMAIL"
+        raise ConfigError(f"{missing} is not set: the REST target needs both the bot's "
+                          f"email and its API key")
+    if token is not None and len(token) < 16:
+        raise ConfigError("ZULIP_SCIM_TOKEN is too short: copy the bearer_token of "
+                          "SCIM_CONFIG in Zulip's settings (16+ characters)")
+    target = "scim" if token else "rest" if bot_email else "none"
     scim_url = None
     if target == "scim":
         scim_url = check_http_url("ZULIP_SCIM_URL", env_str(env, "ZULIP_SCIM_URL",

@@ -97,8 +97,8 @@ def sync_students() -> ResponseReturnValue:
         return apply
     settings = current_app.extensions["provisioning"]["settings"]
     if apply and settings.plan_only:
-        return _error(409, "plan_only", "no Zulip is configured (ZULIP_URL): a plan can be "
-                                        "shown but not applied")
+        return _error(409, "plan_only", f"{settings.plan_only_reason}: a plan can be shown "
+                                        f"but not applied")
     plan = snapshot_plan(db.session, get_directory(), settings)  # LMSUnavailable → 503
     held = guard(plan, max_percent=settings.guard_percent, max_count=settings.guard_max)
     body = {

@@ -241,7 +241,7 @@ class Provisioner:
     # -- the long-running loop -------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         if self.target is None:
-            log.warning("no Zulip configured (ZULIP_URL unset): provisioning runs plan-only")
+            log.warning("%s: provisioning runs plan-only", self.settings.plan_only_reason)
         else:
             try:
                 self.detect_capabilities()
@@ -270,7 +270,7 @@ class Provisioner:
         if self.target is None:
             try:
                 plan = snapshot_plan(self.session, self.directory, self.settings)
-                record_plan_only(self.session, plan)
+                record_plan_only(self.session, plan, self.settings.plan_only_reason)
                 summary = (plan.people_seen, plan.counts())
                 log.log(logging.INFO if summary != self._last_summary else logging.DEBUG,
                         "plan-only: %d people read, %d actions would be planned %s",

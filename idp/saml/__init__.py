@@ -32,7 +32,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(saml_cli)
     app.extensions["logout_handlers"].append(logout_hook)
     app.extensions["logout_form_targets"].append(
-        lambda: [sp.slo_url for sp in list_sps() if sp.slo_url])
+        lambda: [url for sp in list_sps() for url in (sp.slo_url, sp.slo_response_url) if url])
     revocation.register_revoker("saml logins", end_logins)
     add_pruner(app, lambda: prune(settings.session_lifetime))
 

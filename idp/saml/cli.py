@@ -42,8 +42,11 @@ def _read_metadata(source: str) -> bytes:
     return data
 
 
-def _slo_text(url: str | None, binding: str) -> str:
-    return f"{url} ({binding.rsplit(':', 1)[1]})" if url else "-"
+def _slo_text(url: str | None, binding: str, response_url: str | None = None) -> str:
+    if not url:
+        return "-"
+    responses = f", responses to {response_url}" if response_url else ""
+    return f"{url} ({binding.rsplit(':', 1)[1]}){responses}"
 
 
 def _read_cert(value: str | None) -> str | None:
@@ -63,6 +66,8 @@ def _read_cert(value: str | None) -> str | None:
 @click.option("--slo-binding", type=click.Choice(["redirect", "post"]), default=None,
               help="how the SP takes logout messages (default: as the metadata says, HTTP-"
                    "Redirect when it offers both; else redirect; Zulip: redirect)")
+@click.option("--slo-response-url", help="where the SP takes LogoutResponses, if not at the "
+              "SLO URL (its SingleLogoutService ResponseLocation; https only)")
 @click.option("--cert", help="the SP's signing certificate: a PEM file or base64 DER")
 @click.option("--want-signed-requests/--no-want-signed-requests", default=None,
               help="refuse unsigned AuthnRequests (default: as the metadata says, else off)")
@@ -71,7 +76,7 @@ def _read_cert(value: str | None) -> str | None:
 @click.option("--profile", type=click.Choice(sorted(PROFILES)), default=DEFAULT_PROFILE,
               show_default=True, help="attribute-release profile")
 @click.option("--replace", is_flag=True, help="update the SP if it is already registered")
-def add_sp(metadata_source, entity_id, acs_url, slo_url, slo_binding, cert,
+def add_sp(metadata_source, entity_id, acs_url, slo_url, slo_binding, slo_response_url, cert,
            want_signed_requests, sign, profile, replace):
     """Register a service provider, from its metadata or by hand."""
     want_signed = bool(want_signed_requests)
@@ -88,6 +93,8 @@ def add_sp(metadata_source, entity_id, acs_url, slo_url, slo_binding, cert,
             if slo_url is None and slo_binding is not None:
                 raise click.ClickException(f"the metadata offers no SingleLogoutService with "
                                            f"the {slo_binding} binding: give --slo-url")
+            if slo_response_url is None:
+                slo_response_url = meta.slo_response_url(binding)
         cert = cert or meta.certificate_b64
         if want_signed_requests is None:
             want_signed = meta.want_authn_requests_signed
@@ -95,7 +102,8 @@ def add_sp(metadata_source, entity_id, acs_url, slo_url, slo_binding, cert,
         raise click.UsageError("give --metadata FILE_OR_URL, or --entity-id and --acs-url")
     definition = SPDefinition(
         entity_id=entity_id, acs_urls=list(acs_url), slo_url=slo_url, slo_binding=binding,
-        certificate=_read_cert(cert), want_authn_requests_signed=want_signed,
+        slo_response_url=slo_response_url, certificate=_read_cert(cert),
+        want_authn_requests_signed=want_signed,
         sign_assertion=sign in ("both", "assertion"), sign_response=sign in ("both", "response"),
         attribute_profile=profile)
     try:
@@ -106,7 +114,8 @@ def add_sp(metadata_source, entity_id, acs_url, slo_url, slo_binding, cert,
     db.session.commit()
     click.echo(f"registered SP {definition.entity_id}")
     click.echo(f"  ACS: {', '.join(definition.acs_urls)}")
-    click.echo(f"  SLO: {_slo_text(definition.slo_url, binding)}; signs: {sign}; "
+    click.echo(f"  SLO: {_slo_text(definition.slo_url, binding, definition.slo_response_url)}"
+               f"; signs: {sign}; "
                f"profile: {profile}; "
                f"signed requests required: {'yes' if want_signed else 'no'}")
 
@@ -121,7 +130,7 @@ def list_sps_command():
         signs = "both" if sp.sign_assertion and sp.sign_response else (
             "assertion" if sp.sign_assertion else "response")
         click.echo(f"{sp.entity_id}\n  ACS: {', '.join(sp.acs_urls)}\n  SLO: "
-                   f"{_slo_text(sp.slo_url, sp.slo_binding)}"
+                   f"{_slo_text(sp.slo_url, sp.slo_binding, sp.slo_response_url)}"
                    f"\n  signs: {signs}; profile: {sp.attribute_profile}; certificate: "
                    f"{'yes' if sp.certificate else 'no'}; signed requests required: "
                    f"{'yes' if sp.want_authn_requests_signed else 'no'}")

@@ -7,7 +7,7 @@ rotation, the staged one (keys.py), so SPs can learn a certificate before it is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lxml import etree
 
@@ -54,6 +54,12 @@ class SPMetadata:
     certificate_b64: str | None
     want_authn_requests_signed: bool
     want_assertions_signed: bool
+    slo_response_urls: dict[str, str] = field(default_factory=dict)  # binding -> ResponseLocation
+
+    def slo_response_url(self, binding: str) -> str | None:
+        """The ResponseLocation of the SP's SingleLogoutService with ``binding``, if it names
+        one: where LogoutResponses go instead of its Location (metadata §2.2.2)."""
+        return self.slo_response_urls.get(binding)
 
     def slo_endpoint(self, binding: str | None = None) -> tuple[str | None, str]:
         """The SLO URL and binding to register: ``binding`` if given, else HTTP-Redirect when
@@ -93,9 +99,13 @@ def read_sp_metadata(data: bytes) -> SPMetadata:
                 int(index) if index.isdigit() else 0)
 
     slo_urls: dict[str, str] = {}
+    slo_response_urls: dict[str, str] = {}
     for service in sp.findall(_M + "SingleLogoutService"):
-        if service.get("Location"):
-            slo_urls.setdefault(service.get("Binding"), service.get("Location"))
+        binding = service.get("Binding")
+        if service.get("Location") and binding not in slo_urls:
+            slo_urls[binding] = service.get("Location")
+            if service.get("ResponseLocation") is not None:
+                slo_response_urls[binding] = service.get("ResponseLocation")
     certificate = None
     for descriptor in sp.findall(_M + "KeyDescriptor"):
         if descriptor.get("use") in (None, "signing"):
@@ -106,6 +116,6 @@ def read_sp_metadata(data: bytes) -> SPMetadata:
     return SPMetadata(
         entity_id=root.get("entityID"),
         acs_urls=[s.get("Location") for s in sorted(services, key=order)],
-        slo_urls=slo_urls, certificate_b64=certificate,
+        slo_urls=slo_urls, slo_response_urls=slo_response_urls, certificate_b64=certificate,
         want_authn_requests_signed=sp.get("AuthnRequestsSigned") == "true",
         want_assertions_signed=sp.get("WantAssertionsSigned") == "true")

@@ -29,6 +29,9 @@ class ServiceProvider(db.Model):
     slo_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     slo_binding: Mapped[str] = mapped_column(String(80), default=BINDING_REDIRECT,
                                              server_default=BINDING_REDIRECT)
+    # Where LogoutResponses go when the SP named a ResponseLocation (metadata §2.2.2); its
+    # LogoutRequests always go to slo_url (the Location).
+    slo_response_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     certificate: Mapped[str | None] = mapped_column(Text, nullable=True)  # PEM
     want_authn_requests_signed: Mapped[bool] = mapped_column(Boolean, default=False)
     sign_assertion: Mapped[bool] = mapped_column(Boolean, default=True)

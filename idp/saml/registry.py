@@ -1,7 +1,9 @@
 """The service-provider registry (bridge database table ``saml_service_providers``).
 
 URLs are stored exactly as given and compared byte for byte: an ACS URL an SP did not
-register is never used, whatever the AuthnRequest says (SAML profiles §4.1.4.1).
+register is never used, whatever the AuthnRequest says (SAML profiles §4.1.4.1). Logout
+messages go to the registered SLO URL (the SingleLogoutService Location), LogoutResponses to
+its ResponseLocation when the SP named one (SAML metadata §2.2.2).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class SPDefinition:
     acs_urls: list[str]
     slo_url: str | None = None
     slo_binding: str = BINDING_REDIRECT
+    slo_response_url: str | None = None  # the SLO service's ResponseLocation, if any
     certificate: str | None = None  # PEM or base64 DER
     want_authn_requests_signed: bool = False
     sign_assertion: bool = True
@@ -47,6 +50,20 @@ def _check_url(what: str, url: str) -> str:
             or len(url) > 2048 or any(ch.isspace() for ch in url):
         raise RegistryError(f"{what} {url!r} is not an absolute http(s) URL without a fragment")
     return url
+
+
+def _check_response_url(slo_url: str | None, response_url: str) -> str:
+    """An SLO ResponseLocation (SAML metadata §2.2.2: where the SP takes LogoutResponses,
+    instead of its Location): an absolute https URL, compared and used byte for byte."""
+    if slo_url is None:
+        raise RegistryError("an SLO ResponseLocation needs the SLO Location it belongs to "
+                            "(--slo-url, or a SingleLogoutService Location in the metadata)")
+    _check_url("SLO ResponseLocation", response_url)
+    if urlsplit(response_url).scheme != "https":
+        raise RegistryError(f"SLO ResponseLocation {response_url!r} is not an https URL: "
+                            "signed logout responses go only over TLS; fix the SP's metadata "
+                            "(or --slo-response-url)")
+    return response_url
 
 
 def _certificate_pem(certificate: str) -> str:
@@ -77,6 +94,7 @@ class SPView:
     sign_assertion: bool
     sign_response: bool
     attribute_profile: str
+    slo_response_url: str | None = None
 
 
 _cache: dict[str, tuple[float, SPView | None]] = {}
@@ -100,7 +118,7 @@ def find_sp(entity_id: str) -> SPView | None:
         slo_binding=row.slo_binding, certificate=row.certificate,
         want_authn_requests_signed=row.want_authn_requests_signed,
         sign_assertion=row.sign_assertion, sign_response=row.sign_response,
-        attribute_profile=row.attribute_profile)
+        attribute_profile=row.attribute_profile, slo_response_url=row.slo_response_url)
     if entity_id and len(entity_id) <= 1024:
         with _cache_lock:
             if len(_cache) > 1000:
@@ -135,6 +153,8 @@ def save_sp(definition: SPDefinition, *, replace: bool = False) -> ServiceProvid
         raise RegistryError("give at least one ACS URL (--acs-url)")
     acs_urls = [_check_url("ACS URL", u) for u in dict.fromkeys(definition.acs_urls)]
     slo_url = _check_url("SLO URL", definition.slo_url) if definition.slo_url else None
+    slo_response_url = None if definition.slo_response_url is None else \
+        _check_response_url(slo_url, definition.slo_response_url)
     if definition.slo_binding not in SLO_BINDINGS:
         raise RegistryError(f"unsupported Single Logout binding {definition.slo_binding!r}: "
                             "use HTTP-Redirect or HTTP-POST")
@@ -157,6 +177,7 @@ def save_sp(definition: SPDefinition, *, replace: bool = False) -> ServiceProvid
     row.acs_urls = acs_urls
     row.slo_url = slo_url
     row.slo_binding = definition.slo_binding
+    row.slo_response_url = slo_response_url
     row.certificate = certificate
     row.want_authn_requests_signed = definition.want_authn_requests_signed
     row.sign_assertion = definition.sign_assertion

@@ -82,18 +82,28 @@ def _redirect_url(location: str, query: str) -> str:
     return location + ("&" if "?" in location else "?") + query
 
 
+def _logout_url(sp: ServiceProvider, param: str) -> str:
+    """Where a logout message goes: a LogoutResponse to the SP's ResponseLocation when it
+    registered one, anything else to its Location (SAML metadata §2.2.2)."""
+    if param == "SAMLResponse" and sp.slo_response_url:
+        return sp.slo_response_url
+    return sp.slo_url
+
+
 def _send(sp: ServiceProvider, param: str, xml_root, relay_state: str | None) -> LogoutStep:
-    """A logout message to the SP's SLO URL in the binding it registered: signed in the query
-    (Redirect, bindings §3.4.4.1) or as an enveloped XML signature (POST, §3.5.4)."""
+    """A logout message to the SP's SLO endpoint (:func:`_logout_url`) in the binding it
+    registered: signed in the query (Redirect, bindings §3.4.4.1) or as an enveloped XML
+    signature (POST, §3.5.4)."""
     key = get_keystore().current()
+    location = _logout_url(sp, param)
     if sp.slo_binding == BINDING_POST:
         sign_element(xml_root, key)
         message = base64.b64encode(etree.tostring(xml_root, encoding="utf-8")).decode()
-        return PostForm(sp.slo_url, param, message, relay_state)
+        return PostForm(location, param, message, relay_state)
     params = [(param, encode_redirect(etree.tostring(xml_root, encoding="utf-8")))]
     if relay_state:
         params.append(("RelayState", relay_state))
-    return RedirectTo(_redirect_url(sp.slo_url, sign_redirect(params, key)))
+    return RedirectTo(_redirect_url(location, sign_redirect(params, key)))
 
 
 def _read(inbound: InboundMessage, reader):
@@ -225,7 +235,8 @@ def _logins_named(sp: ServiceProvider, request: LogoutRequest) -> list[SamlLogin
 def _answer_initiator(settings: SamlSettings, sp: ServiceProvider, request_id: str | None,
                       relay_state: str | None, code: str,
                       sub_code: str | None = None) -> LogoutStep:
-    response = build_logout_response(issuer=settings.entity_id, destination=sp.slo_url,
+    response = build_logout_response(issuer=settings.entity_id,
+                                     destination=_logout_url(sp, "SAMLResponse"),
                                      in_response_to=request_id, code=code, sub_code=sub_code,
                                      now=clock.now())
     return _send(sp, "SAMLResponse", response, relay_state)

@@ -41,7 +41,12 @@ def shot(page, name: str, full_page: bool = True) -> None:
     page.screenshot(path=str(ARTIFACTS / f"context-{name}.png"), full_page=full_page)
 
 
-def test_mentor_signs_in_sees_students_and_opens_one_with_charts(page, live_server):
+def test_mentor_signs_in_sees_students_and_opens_one_with_charts(app, page, live_server):
+    from tests.context.test_zulip_links import known_in_zulip
+
+    with app.app_context():  # every demo student's Zulip account is known: links by user id
+        for n in range(1, 61):
+            known_in_zulip(f"student:{n}", str(1000 + n))
     errors = watch_console(page)
     sign_in_at(page, live_server + "/mentor", "mentor1")
     assert page.url == live_server + "/mentor"
@@ -73,7 +78,7 @@ def test_mentor_signs_in_sees_students_and_opens_one_with_charts(page, live_serv
     fill = bars.first.evaluate("el => getComputedStyle(el).fill")
     assert fill not in ("", "none", "rgb(0, 0, 0)")
     assert page.locator("a.dm").get_attribute("href").startswith(
-        "https://zulip.example.edu/#narrow/dm/student")
+        "https://zulip.example.edu/#narrow/dm/10")
     shot(page, "student")
     assert errors == []
 

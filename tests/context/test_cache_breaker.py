@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import event
 
 from idp import clock
-from idp.context.breaker import BreakerOpen, CircuitBreaker
 from idp.context.cache import ContextCache
-from idp.lms.db import LMSUnavailable, create_lms_engine
+from idp.lms.db import BreakerOpen, LMSUnavailable, create_lms_engine
+from idp.lms.db import LMSBreaker as CircuitBreaker
 from idp.lms.directory import Directory
 from tests.helpers import client_login
 
@@ -178,7 +178,7 @@ def test_stale_copies_have_a_maximum_age(client, service_token, kill_lms, servic
 def test_breaker_stops_hammering_a_dead_lms(client, service_token, kill_lms, service):
     headers = service_token["headers"]
     attempts = kill_lms()
-    threshold = service.settings.breaker_failures
+    threshold = service.breaker.threshold
     for _ in range(threshold + 5):
         assert client.get(PROFILE.format(1), headers=headers).status_code == 503
     assert service.breaker.state == "open"
@@ -189,7 +189,7 @@ def test_breaker_stops_hammering_a_dead_lms(client, service_token, kill_lms, ser
     for _ in range(10):
         client.get(PROFILE.format(1), headers=headers)
     assert len(attempts) == tried
-    clock.advance(service.settings.breaker_cooldown + 1)
+    clock.advance(service.breaker.cooldown + 1)
     client.get(PROFILE.format(1), headers=headers)  # the half-open trial reaches the LMS
     assert len(attempts) > tried and service.breaker.state == "open"
 

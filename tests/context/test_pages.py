@@ -70,25 +70,33 @@ def test_students_cannot_open_the_mentor_page(client):
     assert client.get("/mentor").status_code == 403
 
 
-def test_student_page_has_charts_metrics_and_zulip_link(mentor):
+def test_student_page_has_charts_metrics_and_zulip_link(app, mentor):
+    from tests.context.test_zulip_links import known_in_zulip
+
+    with app.app_context():
+        known_in_zulip("student:1", "1001")
     response = mentor.get("/mentor/students/1")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert 'data-chart="score-trend"' in html and 'class="trend-line"' in html
     assert 'data-chart="subjects"' in html and html.count('class="bar ') >= 3
     assert 'data-chart="weekdays"' in html
-    assert 'href="https://zulip.example.edu/#narrow/dm/student1@example.edu"' in html
+    assert 'href="https://zulip.example.edu/#narrow/dm/1001-' in html
     assert "percentile in batch" in html and "Recommendations" in html
 
 
 def test_zulip_url_setting_is_used_for_the_dm_link(make_app):
     # ZULIP_URL is shared with provisioning, which then needs a target too
+    from tests.context.test_zulip_links import known_in_zulip
+
     app = make_app(ZULIP_URL="https://chat.example.org/",
                    ZULIP_SCIM_TOKEN="scim-token-for-tests-0123456789")
+    with app.app_context():
+        known_in_zulip("student:2", "1002")
     client = app.test_client()
     client_login(client, "mentor1")
     html = client.get("/mentor/students/2").get_data(as_text=True)
-    assert 'href="https://chat.example.org/#narrow/dm/student2@example.edu"' in html
+    assert 'href="https://chat.example.org/#narrow/dm/1002-' in html
 
 
 def test_pages_are_csp_clean(mentor):

@@ -59,8 +59,13 @@ def read_form(html: str) -> Form:
 
 
 def pysaml2_sp(idp_metadata: str, workdir: Path, *, cert_pem: str, key_pem: str,
-               slo_binding: str, entity_id: str = ENTITY_ID) -> Saml2Client:
-    """The SP, its key pair written to ``workdir`` (pysaml2 and xmlsec1 read files)."""
+               slo_binding: str, entity_id: str = ENTITY_ID,
+               slo_response_url: str | None = None) -> Saml2Client:
+    """The SP, its key pair written to ``workdir`` (pysaml2 and xmlsec1 read files).
+    ``slo_response_url``: a second SLO endpoint, so that pysaml2 accepts LogoutResponses
+    addressed there (its metadata names it as the first endpoint's ResponseLocation only
+    when the test rewrites it: pysaml2 checks a Destination against its endpoints)."""
+    extra_slo = [(slo_response_url, slo_binding)] if slo_response_url else []
     cert_file, key_file = workdir / "sp.crt", workdir / "sp.key"
     cert_file.write_text(cert_pem)
     key_file.write_text(key_pem)
@@ -77,7 +82,7 @@ def pysaml2_sp(idp_metadata: str, workdir: Path, *, cert_pem: str, key_pem: str,
         "service": {"sp": {
             "endpoints": {
                 "assertion_consumer_service": [(ACS_URL, BINDING_HTTP_POST)],
-                "single_logout_service": [(SLO_URL, slo_binding)],
+                "single_logout_service": [(SLO_URL, slo_binding), *extra_slo],
             },
             "name_id_format": [NAMEID_FORMAT_EMAILADDRESS],
             # pysaml2 defaults to RSA-SHA1, which the bridge refuses.
