@@ -48,3 +48,17 @@ def test_promtool_accepts_the_shipped_prometheus_files(kind, name):
     result = subprocess.run([promtool, "check", kind, name], cwd=DEPLOY / "prometheus",
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_metric_the_alert_rules_read_is_one_the_bridge_exports(app):
+    """A renamed metric must not leave an alert that can never fire (it happened once: the
+    LMS breaker's gauge changed name when the context API's own breaker went)."""
+    import idp.provisioning.metrics  # noqa: F401  (the worker's metrics, scraped from the web app)
+    from idp.metrics import REGISTRY
+
+    exported = {sample_name for family in REGISTRY.collect()
+                for sample_name in {family.name, *(s.name for s in family.samples)}}
+    exported |= {name + suffix for name in exported
+                 for suffix in ("_total", "_bucket", "_count", "_sum")}
+    read = set(re.findall(r"\bidp_[a-z_]+", (DEPLOY / "prometheus" / "alerts.yml").read_text()))
+    assert read and read <= exported, sorted(read - exported)
