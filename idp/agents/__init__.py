@@ -26,6 +26,7 @@ class AgentsExtension:
 
     settings: AgentsSettings
     graphql_schema: object = None
+    mcp_transport: object = None   # built on the first MCP request (mcp_server.transport_for)
 
 
 @agents_cli.command("approve-client")
