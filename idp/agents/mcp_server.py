@@ -125,12 +125,14 @@ def build_server() -> MCPServer:
     server = MCPServer("lms-context", title="LMS academic context",
                        instructions=INSTRUCTIONS, version="1")
 
-    def run(answer: Callable[[AgentCaller], dict], model: type[BaseModel]):
+    def run(answer: Callable[[AgentCaller], dict]) -> Any:
+        """The answer as a dict: the SDK validates it once against the tool's return type (its
+        output schema) on its way to ``structuredContent``."""
         caller = _CALLER.get()
         if caller is None:
             raise ToolError("This call is not authenticated.")
         try:
-            return model.model_validate(answer(caller))
+            return answer(caller)
         except (NotVisible, BadArgument, Unavailable) as refused:
             raise ToolError(str(refused)) from None
 
@@ -139,38 +141,37 @@ def build_server() -> MCPServer:
             min_length=1, max_length=100,
             description="part of a name, a username or an e-mail address")]) -> FindStudentResult:
         """Find students you may see by name, username or e-mail address."""
-        return run(lambda c: answers.find_student(c, query), FindStudentResult)
+        return run(lambda c: answers.find_student(c, query))
 
     @server.tool(title="Student profile")
     async def get_student_profile(student_id: StudentId) -> StudentProfile:
         """A student's profile: batch, mentor, streaks, average and percentile, struggling and
         strong subjects, recent activity."""
-        return run(lambda c: answers.student_profile(c, student_id), StudentProfile)
+        return run(lambda c: answers.student_profile(c, student_id))
 
     @server.tool(title="Student performance")
     async def get_student_performance(student_id: StudentId) -> StudentPerformance:
         """Exam history, per-subject performance, score trend and recommendations with their
         reasons."""
-        return run(lambda c: answers.student_performance(c, student_id),
-                   StudentPerformance)
+        return run(lambda c: answers.student_performance(c, student_id))
 
     @server.tool(title="Learning patterns")
     async def get_learning_patterns(student_id: StudentId) -> LearningPatterns:
         """When the student practises (attempts per weekday) and how their scores move."""
-        return run(lambda c: answers.learning_patterns(c, student_id), LearningPatterns)
+        return run(lambda c: answers.learning_patterns(c, student_id))
 
     @server.tool(title="My students")
     async def list_my_students(limit: Annotated[int, Field(ge=1, le=200)] = 50,
                                offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0
                                ) -> StudentList:
         """A page of your students (mentors), by name, with key metrics and flags."""
-        return run(lambda c: answers.list_my_students(c, limit, offset), StudentList)
+        return run(lambda c: answers.list_my_students(c, limit, offset))
 
     @server.tool(title="Students needing attention")
     async def students_needing_attention() -> AttentionList:
         """Your students who need attention now (broken streaks, falling scores), most
         urgent first, each with the reasons."""
-        return run(answers.students_needing_attention, AttentionList)
+        return run(answers.students_needing_attention)
 
     return server
 

@@ -23,10 +23,12 @@ of requests in flight in the process (the WSGI server's threads), and is rebuilt
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import threading
 from collections.abc import Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -83,7 +85,17 @@ class LoopPool:
         self._lock = threading.Lock()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` to completion on this thread, in a copy of this thread's context."""
+        """Run ``coro`` to completion on this thread, in a copy of this thread's context (on a
+        helper thread, with that copy, if this thread is already inside a running loop: an
+        embedding or a test harness, never a WSGI server's thread)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self._run_here(coro)
+        with ThreadPoolExecutor(1, thread_name_prefix="mcp-loop") as helper:
+            return helper.submit(contextvars.copy_context().run, self._run_here, coro).result()
+
+    def _run_here(self, coro: Coroutine[Any, Any, T]) -> T:
         with self._lock:
             loop = self._free.pop() if self._free else None
         if loop is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -124,6 +125,23 @@ def test_loop_pool_lends_one_loop_per_thread_at_a_time():
 
 async def inside_alone() -> int:
     return id(asyncio.get_running_loop())
+
+
+def test_a_thread_already_inside_a_running_loop_is_served_too():
+    pool = LoopPool()
+    caller = contextvars.ContextVar("caller")
+
+    async def outer():
+        caller.set("outer")
+        return pool.run(seen_caller(caller)), id(asyncio.get_running_loop())
+
+    with ThreadPoolExecutor(1) as fresh_thread:   # this test thread may hold Playwright's loop
+        (inner_loop, who), outer_loop = fresh_thread.submit(asyncio.run, outer()).result(30)
+    assert who == "outer" and inner_loop != outer_loop
+
+
+async def seen_caller(var: contextvars.ContextVar) -> tuple:
+    return id(asyncio.get_running_loop()), var.get()
 
 
 def test_a_failing_coroutine_does_not_lend_its_loop_again():
