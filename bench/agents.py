@@ -1,7 +1,7 @@
 """Agents benchmark (issue 14).
 
 Over HTTP on one gunicorn sync worker (bench/common.py), after a warm-up that fills the
-context caches:
+context caches, the three requests taking turns so that they meet the same load:
 
 - a cached ``get_student_profile`` MCP tool call (JSON-RPC ``tools/call`` over Streamable
   HTTP, stateless, JSON response; bearer token bound to /mcp): p50/p95 latency and the
@@ -46,21 +46,25 @@ def mint_tokens(env: dict) -> tuple[str, str]:
     return mcp, api
 
 
-def timed_requests(port: int, method: str, path: str, body: bytes | None, headers: dict,
-                   calls: int, worker: int, check) -> tuple[list[float], float]:
-    """Latencies (s) of ``calls`` requests on one keep-alive connection, and the worker's CPU
-    seconds per request."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    latencies = []
-    cpu_before = cpu_seconds(worker)
+def timed_rounds(port: int, kinds: dict, calls: int, worker: int) -> dict:
+    """``calls`` rounds in which each kind of request (name → (method, path, body, headers,
+    check)) is sent once, in turn, each kind on its own keep-alive connection, so all kinds
+    meet the same load; per kind: (latencies in s, the worker's CPU seconds per request, read
+    around each request)."""
+    conns = {name: http.client.HTTPConnection("127.0.0.1", port, timeout=30) for name in kinds}
+    latencies: dict[str, list[float]] = {name: [] for name in kinds}
+    cpu = dict.fromkeys(kinds, 0.0)
     for _ in range(calls):
-        started = time.perf_counter()
-        conn.request(method, path, body=body, headers=headers)
-        response = conn.getresponse()
-        payload = response.read()
-        latencies.append(time.perf_counter() - started)
-        check(response.status, payload)
-    return latencies, (cpu_seconds(worker) - cpu_before) / calls
+        for name, (method, path, body, headers, check) in kinds.items():
+            cpu_before = cpu_seconds(worker)
+            started = time.perf_counter()
+            conns[name].request(method, path, body=body, headers=headers)
+            response = conns[name].getresponse()
+            payload = response.read()
+            latencies[name].append(time.perf_counter() - started)
+            cpu[name] += cpu_seconds(worker) - cpu_before
+            check(response.status, payload)
+    return {name: (latencies[name], cpu[name] / calls) for name in kinds}
 
 
 def in_process(app, method: str, path: str, headers: dict, body: bytes | None) -> tuple:
@@ -244,18 +248,17 @@ def main() -> None:
                 assert status == 200 and json.loads(payload)["content"].startswith("**"), \
                     payload[:300]
 
-            runs = {}
-            for name, method, path, body, headers, check in (
-                    ("mcp", "POST", "/mcp", call, mcp_headers, mcp_ok),
-                    ("api", "GET", "/api/v1/lms/students/1/profile", None,
-                     {"Authorization": f"Bearer {api_token}"}, api_ok),
-                    ("bot", "POST", "/integrations/zulip/context", bot_body,
-                     {"Content-Type": "application/json"}, bot_ok)):
-                timed_requests(port, method, path, body, headers, 30, worker, check)  # warm-up
-                runs[name] = timed_requests(port, method, path, body, headers, args.calls,
-                                            worker, check)
-    lines = [f"Machine: {machine()}; {args.students} students, {args.calls} sequential calls "
-             f"each on one keep-alive connection, one gunicorn sync worker"
+            kinds = {
+                "mcp": ("POST", "/mcp", call, mcp_headers, mcp_ok),
+                "api": ("GET", "/api/v1/lms/students/1/profile", None,
+                        {"Authorization": f"Bearer {api_token}"}, api_ok),
+                "bot": ("POST", "/integrations/zulip/context", bot_body,
+                        {"Content-Type": "application/json"}, bot_ok)}
+            timed_rounds(port, kinds, 30, worker)  # warm-up: fills the caches
+            runs = timed_rounds(port, kinds, args.calls, worker)
+    lines = [f"Machine: {machine()}; {args.students} students, {args.calls} rounds of the three "
+             f"requests in turn (each kind on its own keep-alive connection, so all meet the "
+             f"same load; worker CPU read around each request), one gunicorn sync worker"
              f"{' pinned to its own core' if cores else ''}. **Taken under load** (five other "
              f"engineers' test suites shared the 2 cores): read the ratios more than the "
              f"absolute figures.", "",
