@@ -67,21 +67,6 @@ def timed_rounds(port: int, kinds: dict, calls: int, worker: int) -> dict:
     return {name: (latencies[name], cpu[name] / calls) for name in kinds}
 
 
-def in_process(app, method: str, path: str, headers: dict, body: bytes | None) -> tuple:
-    """(status line, body) of one request to the WSGI app, without an HTTP server."""
-    from werkzeug.test import EnvironBuilder
-
-    environ = EnvironBuilder(method=method, path=path, headers=headers, data=body,
-                             base_url=app.config["IDP"].issuer,
-                             environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_environ()
-    status = []
-    chunks = app(environ, lambda s, h, exc_info=None: status.append(s))
-    out = b"".join(chunks)
-    if hasattr(chunks, "close"):
-        chunks.close()
-    return status[0], out
-
-
 class ThreadProfiles:
     """cProfile on the calling thread and on every thread started while enabled (one wall
     clock for all: a per-thread CPU clock is a system call per event, which would swamp the
@@ -154,6 +139,10 @@ def cpu_by_area(stats: pstats.Stats, calls: int) -> list[tuple[str, float]]:
 
 
 def profile_in_process(env: dict, calls: int) -> None:
+    from urllib.parse import urlsplit
+
+    from wsgi_profile import call as in_process
+
     from idp import create_app
 
     mcp_token, api_token = mint_tokens(env)
@@ -162,7 +151,8 @@ def profile_in_process(env: dict, calls: int) -> None:
         "name": "get_student_profile", "arguments": {"student_id": 1}}}).encode()
     mcp_headers = {"Authorization": f"Bearer {mcp_token}", "Content-Type": "application/json",
                    "Accept": "application/json, text/event-stream",
-                   "MCP-Protocol-Version": "2025-06-18"}
+                   "MCP-Protocol-Version": "2025-06-18",
+                   "Host": urlsplit(env["IDP_ISSUER"]).netloc}   # the DNS rebinding check
     api_headers = {"Authorization": f"Bearer {api_token}"}
 
     def mcp():
@@ -170,7 +160,7 @@ def profile_in_process(env: dict, calls: int) -> None:
         assert status.startswith("200") and not json.loads(out)["result"].get("isError"), out
 
     def api():
-        status, out = in_process(app, "GET", "/api/v1/lms/students/1/profile", api_headers, None)
+        status, out = in_process(app, "GET", "/api/v1/lms/students/1/profile", api_headers)
         assert status.startswith("200"), out
 
     for name, work in (("mcp", mcp), ("api", api)):
