@@ -27,6 +27,7 @@ import contextvars
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
@@ -78,7 +79,8 @@ class LoopPool:
     def __init__(self):
         self._free: list[asyncio.AbstractEventLoop] = []
         self._lock = threading.Lock()
-        os.register_at_fork(after_in_child=self._forget)
+        pool = weakref.ref(self)   # the hook must not keep a pool (and its loops) alive
+        os.register_at_fork(after_in_child=lambda: (p := pool()) is not None and p._forget())
 
     def _forget(self) -> None:
         self._free = []

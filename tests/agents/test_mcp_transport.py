@@ -144,6 +144,24 @@ async def seen_caller(var: contextvars.ContextVar) -> tuple:
     return id(asyncio.get_running_loop()), var.get()
 
 
+def test_a_forked_child_starts_with_no_loops_of_its_parent():
+    import os
+
+    pool = LoopPool()
+    pool.run(inside_alone())
+    assert len(pool._free) == 1
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:   # pragma: no cover - the child reports through the pipe
+        os.write(write, str(len(pool._free)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    assert os.read(read, 10) == b"0"
+    os.close(read)
+    assert len(pool._free) == 1
+
+
 def test_a_failing_coroutine_does_not_lend_its_loop_again():
     pool = LoopPool()
 
