@@ -4,7 +4,7 @@ authorization, plus each student's choice about sharing with AI agents (docs/age
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import click
 from flask import Flask, url_for
@@ -13,7 +13,9 @@ from flask.cli import AppGroup
 from ..extensions import db
 from ..housekeeping import add_pruner
 from ..navigation import StartLink, add_start_link
+from ..revocation import register_cache_dropper
 from .settings import AgentsSettings, load_agents_settings
+from .sharing import SharingChoices
 
 REGISTRATION_SCOPES = ("lms.context", "lms.context.email", "openid", "profile")
 
@@ -26,6 +28,8 @@ class AgentsExtension:
 
     settings: AgentsSettings
     graphql_schema: object = None
+    mcp_transport: object = None   # built on the first MCP request (mcp_server.transport_for)
+    sharing_choices: SharingChoices = field(default_factory=SharingChoices)
 
 
 @agents_cli.command("approve-client")
@@ -73,7 +77,8 @@ def init_app(app: Flask) -> None:
     from .zulip_bot import bp as zulip_bp
 
     settings = load_agents_settings(app.config["IDP_ENV"])
-    app.extensions["agents"] = AgentsExtension(settings, build_schema(settings))
+    app.extensions["agents"] = agents = AgentsExtension(settings, build_schema(settings))
+    register_cache_dropper(app, "agents sharing", agents.sharing_choices.forget)
     register_resource(app, app.config["IDP"].issuer + MCP_PATH)
     if settings.registration != "off":
         enable_registration(app, RegistrationPolicy(

@@ -1,13 +1,13 @@
 """The MCP server (Model Context Protocol, Streamable HTTP transport) with the official SDK.
 
-It runs inside the bridge's WSGI process: the SDK's Starlette app, in stateless mode with JSON
-responses (no server-side MCP sessions, so any worker or replica answers any request), is
-wrapped by a2wsgi into a WSGI app that :mod:`idp.agents.views` calls after it has checked the
-bearer token. a2wsgi drives the ASGI app on one event loop per worker process (started on the
-first MCP request, after gunicorn forked), and the SDK runs each (synchronous) tool in a worker
-thread with the bridge's app context. The view hands the authenticated caller to the tool
-through a per-request key in a header it sets itself (:func:`enter_call`); nothing the client
-sends can name a caller.
+It runs inside the bridge's WSGI process: the SDK's ``MCPServer`` with the six tools, served
+statelessly with JSON responses (no server-side MCP sessions, so any worker or replica answers
+any request) by :mod:`idp.agents.mcp_transport` on the thread of the HTTP request, after
+:mod:`idp.agents.views` has checked the bearer token. The view hands the authenticated caller
+to the tool in a context variable (:func:`calling_as`) that the tool's coroutine inherits;
+nothing the client sends can name a caller. The tools are coroutines so that the SDK runs them
+on that same thread (it would move a plain function to a worker thread); they do blocking
+database work, which is right here: the event loop serves this one request only.
 
 Tools (MCP spec 2025-06-18 "Tools", structured content with an output schema): find_student,
 get_student_profile, get_student_performance, get_learning_patterns, list_my_students,
@@ -17,24 +17,24 @@ HTTP errors.
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from flask import Flask
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import BaseModel, Field
 
 from . import answers
 from .answers import AgentCaller, BadArgument, NotVisible, Unavailable
+from .mcp_transport import StatelessStreamableHTTP
 
-CALL_HEADER = "x-bridge-agent-call"
-_CALLS: dict[str, AgentCaller] = {}
-_CALLS_LOCK = threading.Lock()
+_CALLER: ContextVar[AgentCaller | None] = ContextVar("mcp_caller", default=None)
 
 INSTRUCTIONS = (
     "Academic context from the school's LMS for the person who signed in: a mentor sees only "
@@ -109,116 +109,93 @@ StudentId = Annotated[int, Field(ge=1, le=2**31 - 1, description="the LMS studen
 
 
 # -- the caller hand-over ------------------------------------------------------------------
-def enter_call(caller: AgentCaller) -> str:
-    key = secrets.token_urlsafe(24)
-    with _CALLS_LOCK:
-        _CALLS[key] = caller
-    return key
+@contextmanager
+def calling_as(caller: AgentCaller) -> Iterator[None]:
+    """The MCP request served inside this block acts for ``caller``."""
+    token = _CALLER.set(caller)
+    try:
+        yield
+    finally:
+        _CALLER.reset(token)
 
 
-def leave_call(key: str) -> None:
-    with _CALLS_LOCK:
-        _CALLS.pop(key, None)
-
-
-def build_server(app: Flask):
-    """The SDK server with the six tools; each runs in ``app``'s context for the caller the
-    view authenticated."""
+def build_server() -> MCPServer:
+    """The SDK server with the six tools; each runs in the request's app context for the
+    caller the view authenticated."""
     server = MCPServer("lms-context", title="LMS academic context",
                        instructions=INSTRUCTIONS, version="1")
 
-    def run(ctx: Context, answer: Callable[[AgentCaller], dict], model: type[BaseModel]):
-        key = (ctx.headers or {}).get(CALL_HEADER, "")
-        with _CALLS_LOCK:
-            caller = _CALLS.get(key)
+    def run(answer: Callable[[AgentCaller], dict]) -> Any:
+        """The answer as a dict: the SDK validates it once against the tool's return type (its
+        output schema) on its way to ``structuredContent``."""
+        caller = _CALLER.get()
         if caller is None:
             raise ToolError("This call is not authenticated.")
-        with app.app_context():
-            try:
-                return model.model_validate(answer(caller))
-            except (NotVisible, BadArgument, Unavailable) as refused:
-                raise ToolError(str(refused)) from None
+        try:
+            return answer(caller)
+        except (NotVisible, BadArgument, Unavailable) as refused:
+            raise ToolError(str(refused)) from None
 
     @server.tool(title="Find a student")
-    def find_student(query: Annotated[str, Field(min_length=1, max_length=100,
-                     description="part of a name, a username or an e-mail address")],
-                     ctx: Context) -> FindStudentResult:
+    async def find_student(query: Annotated[str, Field(
+            min_length=1, max_length=100,
+            description="part of a name, a username or an e-mail address")]) -> FindStudentResult:
         """Find students you may see by name, username or e-mail address."""
-        return run(ctx, lambda c: answers.find_student(c, query), FindStudentResult)
+        return run(lambda c: answers.find_student(c, query))
 
     @server.tool(title="Student profile")
-    def get_student_profile(student_id: StudentId, ctx: Context) -> StudentProfile:
+    async def get_student_profile(student_id: StudentId) -> StudentProfile:
         """A student's profile: batch, mentor, streaks, average and percentile, struggling and
         strong subjects, recent activity."""
-        return run(ctx, lambda c: answers.student_profile(c, student_id), StudentProfile)
+        return run(lambda c: answers.student_profile(c, student_id))
 
     @server.tool(title="Student performance")
-    def get_student_performance(student_id: StudentId, ctx: Context) -> StudentPerformance:
+    async def get_student_performance(student_id: StudentId) -> StudentPerformance:
         """Exam history, per-subject performance, score trend and recommendations with their
         reasons."""
-        return run(ctx, lambda c: answers.student_performance(c, student_id),
-                   StudentPerformance)
+        return run(lambda c: answers.student_performance(c, student_id))
 
     @server.tool(title="Learning patterns")
-    def get_learning_patterns(student_id: StudentId, ctx: Context) -> LearningPatterns:
+    async def get_learning_patterns(student_id: StudentId) -> LearningPatterns:
         """When the student practises (attempts per weekday) and how their scores move."""
-        return run(ctx, lambda c: answers.learning_patterns(c, student_id), LearningPatterns)
+        return run(lambda c: answers.learning_patterns(c, student_id))
 
     @server.tool(title="My students")
-    def list_my_students(ctx: Context,
-                         limit: Annotated[int, Field(ge=1, le=200)] = 50,
-                         offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0) -> StudentList:
+    async def list_my_students(limit: Annotated[int, Field(ge=1, le=200)] = 50,
+                               offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+                               ) -> StudentList:
         """A page of your students (mentors), by name, with key metrics and flags."""
-        return run(ctx, lambda c: answers.list_my_students(c, limit, offset), StudentList)
+        return run(lambda c: answers.list_my_students(c, limit, offset))
 
     @server.tool(title="Students needing attention")
-    def students_needing_attention(ctx: Context) -> AttentionList:
+    async def students_needing_attention() -> AttentionList:
         """Your students who need attention now (broken streaks, falling scores), most
         urgent first, each with the reasons."""
-        return run(ctx, answers.students_needing_attention, AttentionList)
+        return run(answers.students_needing_attention)
 
     return server
 
 
-class MCPBridge:
-    """The SDK's Starlette app as a WSGI app, with its session manager running on a2wsgi's
-    event loop. Built lazily per process (:func:`get_bridge`)."""
-
-    def __init__(self, app: Flask, issuer: str, path: str):
-        from a2wsgi import ASGIMiddleware
-        from mcp.server.transport_security import TransportSecuritySettings
-
-        origin = urlsplit(issuer)
-        security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True, allowed_hosts=[origin.netloc],
-            allowed_origins=[f"{origin.scheme}://{origin.netloc}"])
-        self.server = build_server(app)
-        self.asgi = self.server.streamable_http_app(
-            streamable_http_path=path, json_response=True, stateless_http=True,
-            transport_security=security)
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, name="mcp-loop", daemon=True).start()
-        started = threading.Event()
-
-        async def keep_session_manager_running() -> None:
-            async with self.server.session_manager.run():
-                started.set()
-                await asyncio.Event().wait()
-
-        self._runner = asyncio.run_coroutine_threadsafe(keep_session_manager_running(),
-                                                        self.loop)
-        if not started.wait(10):
-            raise RuntimeError("the MCP session manager did not start")
-        self.wsgi = ASGIMiddleware(self.asgi, loop=self.loop)
+def build_transport(issuer: str) -> StatelessStreamableHTTP:
+    """The server behind its transport, accepting requests for ``issuer``'s host only (the
+    SDK's DNS rebinding protection)."""
+    origin = urlsplit(issuer)
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=[origin.netloc],
+        allowed_origins=[f"{origin.scheme}://{origin.netloc}"])
+    # the low-level server behind MCPServer's decorators, as the SDK's own clients reach it
+    return StatelessStreamableHTTP(build_server()._lowlevel_server, security)
 
 
-_BRIDGES: dict[int, MCPBridge] = {}
-_BRIDGE_LOCK = threading.Lock()
+_BUILD_LOCK = threading.Lock()
 
 
-def get_bridge(app: Flask, issuer: str, path: str) -> MCPBridge:
-    with _BRIDGE_LOCK:
-        bridge = _BRIDGES.get(id(app))
-        if bridge is None:
-            bridge = _BRIDGES[id(app)] = MCPBridge(app, issuer, path)
-        return bridge
+def transport_for(app: Flask) -> StatelessStreamableHTTP:
+    """``app``'s MCP transport, built on the first MCP request (after a forking server has
+    forked) and shared by all its threads."""
+    agents = app.extensions["agents"]
+    if agents.mcp_transport is None:
+        with _BUILD_LOCK:
+            if agents.mcp_transport is None:
+                agents.mcp_transport = build_transport(app.config["IDP"].issuer)
+    return agents.mcp_transport

@@ -4,14 +4,25 @@ A student's own choice (``agent_sharing``) wins; without one, the school-wide de
 ``IDP_AGENTS_SHARE_DEFAULT``. A student who does not share is "not found" to the MCP tools, the
 Zulip bot and GraphQL, whoever asks (their mentor's pages and the JSON API are not agents and
 are unaffected).
+
+One student's choice is read once and then kept by each process (:class:`SharingChoices`,
+beside the cached owner that authorization reads), so a cached tool call costs no query for it.
+A change drops it everywhere as the bridge drops a changed person from its caches
+(:func:`idp.revocation.announce_change`): at once in the process that saved it, within a second
+in the others (their revocation listeners), and after ``CHOICE_TTL_SECONDS`` at the latest
+should a process miss the notice (listener off or reconnecting).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
+from cachetools import TTLCache
 from flask import current_app
 from sqlalchemy import text
 
-from .. import clock
+from .. import clock, revocation
 from ..audit import record
 from ..extensions import db
 
@@ -23,14 +34,56 @@ _SET = text("""
 """)
 
 
+CHOICE_TTL_SECONDS = 10
+_UNKNOWN = object()
+
+
+class SharingChoices:
+    """This process's copy of the students' explicit choices (None: no choice made), one per
+    app; thread-safe."""
+
+    def __init__(self, ttl: float = CHOICE_TTL_SECONDS, maxsize: int = 50_000,
+                 timer: Callable[[], float] | None = None):
+        self._cache: TTLCache = TTLCache(maxsize, ttl, **({"timer": timer} if timer else {}))
+        self._lock = threading.Lock()
+
+    def get(self, subject: str):
+        """The cached choice (True, False or None), or ``_UNKNOWN``."""
+        with self._lock:
+            return self._cache.get(subject, _UNKNOWN)
+
+    def put(self, subject: str, choice: bool | None) -> None:
+        with self._lock:
+            self._cache[subject] = choice
+
+    def forget(self, subject: str) -> None:
+        """A revocation-listener cache dropper (``idp.revocation.register_cache_dropper``)."""
+        with self._lock:
+            self._cache.pop(subject, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+def _agents():
+    return current_app.extensions["agents"]
+
+
 def _default() -> bool:
-    return current_app.extensions["agents"].settings.share_default
+    return _agents().settings.share_default
 
 
 def shares(subject: str) -> bool:
-    """One indexed lookup on the bridge database (a choice takes effect at once)."""
-    row = db.session.connection().execute(_GET, {"subject": subject}).first()
-    return _default() if row is None else bool(row[0])
+    """The student's choice, else the school's default: one indexed lookup on the bridge
+    database the first time, then this process's copy."""
+    choices: SharingChoices = _agents().sharing_choices
+    choice = choices.get(subject)
+    if choice is _UNKNOWN:
+        row = db.session.connection().execute(_GET, {"subject": subject}).first()
+        choice = None if row is None else bool(row[0])
+        choices.put(subject, choice)
+    return _default() if choice is None else choice
 
 
 def sharing_subjects(subjects: list[str]) -> set[str]:
@@ -43,7 +96,10 @@ def sharing_subjects(subjects: list[str]) -> set[str]:
 
 
 def set_sharing(subject: str, value: bool) -> None:
-    """Record the student's choice and audit it (the caller commits)."""
+    """Record the student's choice and audit it (the caller commits); every process drops its
+    copy (this one now, the others when the commit's notice reaches them)."""
     db.session.connection().execute(_SET, {"subject": subject, "shares": value,
                                            "now": clock.now()})
     record("agents.sharing", "on" if value else "off", subject=subject)
+    revocation.announce_change(db.session, subject)
+    _agents().sharing_choices.forget(subject)

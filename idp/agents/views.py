@@ -16,11 +16,11 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..context.access import SCOPE, Viewer
 from ..context.audit import record_read
-from ..extensions import csrf, db
+from ..extensions import csrf
 from ..lms.db import LMSUnavailable
 from ..oidc.resource import BearerError, check_access_token
 from .answers import EMAIL_SCOPE, AgentCaller
-from .mcp_server import CALL_HEADER, enter_call, get_bridge, leave_call
+from .mcp_server import calling_as, transport_for
 
 bp = Blueprint("agents_mcp", __name__)
 csrf.exempt(bp)
@@ -71,7 +71,6 @@ def mcp_endpoint() -> Response:
         return _challenge(refused.status, refused.error, refused.description)
     except LMSUnavailable:
         return _challenge(503, "temporarily_unavailable", "The LMS cannot be reached.")
-    db.session.rollback()   # end the token lookup's transaction: no snapshot held during the call
     if request.content_length is None or request.content_length > MAX_BODY_BYTES:
         response = jsonify({"jsonrpc": "2.0", "id": None, "error": {
             "code": -32600, "message": f"Send a JSON-RPC message of at most {MAX_BODY_BYTES} "
@@ -80,14 +79,11 @@ def mcp_endpoint() -> Response:
         return response
     caller = AgentCaller(Viewer(person, "token", client_id=grant.client_id), grant.scopes,
                          "mcp")
-    bridge = get_bridge(current_app._get_current_object(), _issuer(), MCP_PATH)
-    key = enter_call(caller)
-    environ = dict(request.environ)
-    environ["HTTP_" + CALL_HEADER.upper().replace("-", "_")] = key
-    try:
-        response = Response.from_app(bridge.wsgi, environ, buffered=True)
-    finally:
-        leave_call(key)
+    transport = transport_for(current_app._get_current_object())
+    with calling_as(caller):
+        # the tool shares this request's database transaction, as the JSON API's answer does
+        # (token lookup, sharing choice, audit row, one commit)
+        response = transport(request.environ, request.get_data())
     response.headers["Cache-Control"] = "no-store"
     return response
 

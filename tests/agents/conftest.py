@@ -18,6 +18,14 @@ REDIRECT = "http://127.0.0.1:33418/callback"
 DEADLINE = 60
 
 
+@pytest.fixture(autouse=True)
+def _fresh_sharing_choices(app):
+    """Every test starts with no cached AI-sharing choice (the tables are emptied after each)."""
+    app.extensions["agents"].sharing_choices.clear()
+    yield
+    app.extensions["agents"].sharing_choices.clear()
+
+
 @dataclass
 class MemoryStorage:
     """The SDK's TokenStorage protocol, in memory."""
