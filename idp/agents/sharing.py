@@ -34,7 +34,7 @@ _SET = text("""
 """)
 
 
-CHOICE_TTL_SECONDS = 10
+CHOICE_TTL_SECONDS = 2    # the bound a deactivation has too (IDP_LIVENESS_CACHE_SECONDS)
 _UNKNOWN = object()
 
 
