@@ -431,7 +431,12 @@ def _check_machine_request() -> Response | None:
 
 
 def _finish(response: Response) -> Response:
-    """Commit what a successful call wrote; roll back anything a refused one started."""
+    """Commit what a successful call wrote; roll back anything a refused one started.
+    Nothing to do when the call never opened an ORM transaction (a client-credentials token
+    and a rotated refresh token commit on their own): building and committing an empty
+    session was 7 % of a client-credentials grant."""
+    if not (db.session.registry.has() and db.session().in_transaction()):
+        return response
     if response is not None and response.status_code == 200:
         db.session.commit()
     else:
