@@ -25,7 +25,7 @@ from .extensions import (
     limit_bridge_statements,
     migrate,
 )
-from .headers import CSP
+from .headers import SecurityHeaders
 from .lms.db import (
     begin_request,
     create_lms_engine,
@@ -150,14 +150,4 @@ def _request_hooks(app: Flask, settings: Settings) -> None:
             response.call_on_close(task)
         return response
 
-    @app.after_request
-    def headers(response):
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        # Same-origin form POSTs keep Origin and Referer (the CSRF check needs them);
-        # other sites see the origin only, never a path or query.
-        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        if settings.https:
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        return response
+    app.after_request(SecurityHeaders(settings.https))
