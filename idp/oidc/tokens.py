@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import delete, or_, select, text, update
 
 from .. import clock
-from ..dbapi import driver_cursor
+from ..dbapi import Prepared, driver_cursor
 from ..extensions import autocommit_engine, db
 from ..hashing import token_digest
 from .credentials import new_token
@@ -36,19 +36,21 @@ _INSERT_TOKEN_SQL = """
            :expires_in, :refresh_expires_at, :claims
       FROM oidc_clients WHERE client_id = :client_id"""
 _INSERT_TOKEN = text(_INSERT_TOKEN_SQL)
-# The same statement in the driver's parameter style, for a token committed on its own.
-_INSERT_TOKEN_DRIVER = re.sub(r":(\w+)", r"%(\1)s", _INSERT_TOKEN_SQL)
+# The same statement in the driver's parameter style, prepared once per connection, for a
+# token committed on its own.
+_INSERT_TOKEN_DRIVER = Prepared("idp_insert_token",
+                                re.sub(r":(\w+)", r"%(\1)s", _INSERT_TOKEN_SQL))
 # A refresh token is read first (the person is checked in the LMS before anything is spent:
 # an LMS outage must not burn the client's token), then spent and replaced by its successor
 # in ONE statement: a data-modifying CTE is one atomic statement on an autocommit connection,
 # so the old token is spent exactly when the new row exists. 2 round trips instead of BEGIN,
 # UPDATE, INSERT, COMMIT.
-_LOOK_UP_REFRESH = """
+_LOOK_UP_REFRESH = Prepared("idp_look_up_refresh", """
     SELECT client_id, subject, scope, family_id, auth_time, claims,
            refresh_used_at IS NOT NULL,
            revoked_at IS NULL AND refresh_expires_at > %(now)s
-      FROM oidc_tokens WHERE refresh_token_hash = %(hash)s"""
-_ROTATE_REFRESH = """
+      FROM oidc_tokens WHERE refresh_token_hash = %(hash)s""")
+_ROTATE_REFRESH = Prepared("idp_rotate_refresh", """
     WITH spent AS (
         UPDATE oidc_tokens SET refresh_used_at = %(now)s
          WHERE refresh_token_hash = %(old)s AND client_id = %(client_id)s
@@ -60,7 +62,7 @@ _ROTATE_REFRESH = """
                              claims)
     SELECT client_id, subject, %(scope)s, %(access)s, %(refresh)s, family_id, auth_time,
            %(now)s, %(expires_in)s, %(refresh_expires_at)s, claims
-      FROM spent"""
+      FROM spent""")
 
 
 @dataclass(frozen=True)
@@ -116,13 +118,13 @@ def store_token(token: dict, *, client_id: str, subject: str | None, family_id: 
         "refresh_expires_at": now + settings().refresh_token_lifetime if refresh else None}
     if rotates is not None:
         with driver_cursor(autocommit_engine()) as cursor:
-            cursor.execute(_ROTATE_REFRESH, {**params, "old": rotates.digest})
+            _ROTATE_REFRESH.run(cursor, {**params, "old": rotates.digest})
             if cursor.rowcount != 1:
                 raise RefreshTokenGone
         return
     if on_its_own:
         with driver_cursor(autocommit_engine()) as cursor:
-            cursor.execute(_INSERT_TOKEN_DRIVER, params)
+            _INSERT_TOKEN_DRIVER.run(cursor, params)
             inserted = cursor.rowcount
     else:
         inserted = db.session.connection().execute(_INSERT_TOKEN, params).rowcount
@@ -158,7 +160,7 @@ def look_up_refresh_token(value: str) -> PresentedRefreshToken | None:
 
 def refresh_token_by_digest(digest: str) -> PresentedRefreshToken | None:
     with driver_cursor(autocommit_engine()) as cursor:
-        cursor.execute(_LOOK_UP_REFRESH, {"now": clock.timestamp(), "hash": digest})
+        _LOOK_UP_REFRESH.run(cursor, {"now": clock.timestamp(), "hash": digest})
         row = cursor.fetchone()
     return PresentedRefreshToken(digest, *row) if row is not None else None
 
