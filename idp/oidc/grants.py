@@ -147,20 +147,26 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
     def validate_token_request(self) -> None:
         super().validate_token_request()
-        requested = scope_to_list(self.request.payload.scope) or []
-        if set(requested) & USER_SCOPES:
-            raise InvalidScopeError("openid, profile and email describe a person: use the "
-                                    "authorization code flow.")
-        allowed = [s for s in self.client.scopes if s not in USER_SCOPES]
-        scope = [s for s in dict.fromkeys(requested) if s in allowed] if requested else allowed
-        if not scope:
-            raise InvalidScopeError("This client may not request these scopes.")
-        self.request.scope = list_to_scope(scope)
+        self.request.scope = service_scope(self.client, self.request.payload.scope)
 
     def create_token_response(self):
         token = self.generate_token(scope=self.request.scope, include_refresh_token=False)
         self.save_token(token)
         return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+def service_scope(client, requested_scope: str | None) -> str:
+    """The scope a client-credentials token gets: what was asked and the client may hold
+    (everything it may hold when nothing was asked), never a person scope."""
+    requested = scope_to_list(requested_scope) or []
+    if set(requested) & USER_SCOPES:
+        raise InvalidScopeError("openid, profile and email describe a person: use the "
+                                "authorization code flow.")
+    allowed = [s for s in client.scopes if s not in USER_SCOPES]
+    scope = [s for s in dict.fromkeys(requested) if s in allowed] if requested else allowed
+    if not scope:
+        raise InvalidScopeError("This client may not request these scopes.")
+    return list_to_scope(scope)
 
 
 class S256CodeChallenge(CodeChallenge):

@@ -57,6 +57,7 @@ from .params import (
     well_formed,
 )
 from .server import get_server, query_client
+from .service_tokens import issue_service_token
 
 bp = Blueprint("oidc", __name__)
 _LOGIN_MARK = "oidc_login"
@@ -448,10 +449,10 @@ def _finish(response: Response) -> Response:
 def token():
     """RFC 6749 §3.2: authorization_code, refresh_token, client_credentials."""
     problem = _check_machine_request()
-    if problem is None:
-        response = _finish(get_server().create_token_response())
-    else:
+    if problem is not None:
         response = problem
+    else:
+        response = issue_service_token() or _finish(get_server().create_token_response())
     count_token_request(request.form.get("grant_type"), response)
     return response
 
