@@ -12,6 +12,7 @@ from sqlalchemy import text
 from idp.extensions import db
 from idp.hashing import token_digest
 from idp.oidc import views
+from tests.oidc.conftest import delete_client_rows
 
 
 def _basic(client_id: str, secret: str) -> dict:
@@ -101,12 +102,7 @@ def test_client_removed_while_cached_gets_authlibs_answer(app, service, monkeypa
     auth = _basic(service.client_id, service.secret)
     assert _post(app, True, monkeypatch, auth, {"grant_type": "client_credentials"}) \
         .status_code == 200   # the client is now cached in this process
-    with app.app_context():
-        db.session.execute(text("DELETE FROM oidc_tokens WHERE client_id = :c"),
-                           {"c": service.client_id})
-        db.session.execute(text("DELETE FROM oidc_clients WHERE client_id = :c"),
-                           {"c": service.client_id})
-        db.session.commit()
+    delete_client_rows(app, service.client_id)
     fast = _post(app, True, monkeypatch, auth, {"grant_type": "client_credentials"})
     slow = _post(app, False, monkeypatch, auth, {"grant_type": "client_credentials"})
     assert fast.status_code == 400 and fast.get_json()["error"] == "invalid_client"

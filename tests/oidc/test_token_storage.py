@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from idp.extensions import db
 from idp.hashing import token_digest
+from tests.oidc.conftest import delete_client_rows
 
 
 def _grant(app, service, **form):
@@ -37,12 +38,7 @@ def test_client_credentials_token_is_committed_and_hashed(app, service):
 
 def test_removed_client_gets_no_token_even_while_cached(app, service):
     assert _grant(app, service).status_code == 200  # the client is now cached in-process
-    with app.app_context():
-        db.session.execute(text("DELETE FROM oidc_tokens WHERE client_id = :c"),
-                           {"c": service.client_id})
-        db.session.execute(text("DELETE FROM oidc_clients WHERE client_id = :c"),
-                           {"c": service.client_id})
-        db.session.commit()
+    delete_client_rows(app, service.client_id)
     refused = _grant(app, service)
     assert refused.status_code == 400  # RFC 6749 §5.2 (authentication itself succeeded)
     assert refused.get_json()["error"] == "invalid_client"
