@@ -12,7 +12,7 @@ alternation (short chunks, before/after order flipped every round) with
 The cost per request is the CPU of the server's process tree plus PostgreSQL's (schedstat).
 Both trees must share the schema (no migration in between).
 
-    .venv/bin/python bench/before_after.py --before <rev> [--rounds 5] [--seconds 3]
+    .venv/bin/python bench/before_after.py --before <rev> [--after <rev>] [--rounds 5] [--seconds 3]
         [--server 'gunicorn sync'] [--label 'what changed'] [--append]
 """
 
@@ -90,6 +90,9 @@ def before_flag(args) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", required=True, help="git revision to compare against")
+    parser.add_argument("--after", default="",
+                        help="git revision to measure (default: the working tree); lets a "
+                             "commit be measured while the tree changes")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=4)
@@ -103,6 +106,7 @@ def main() -> int:
     if cores:
         os.sched_setaffinity(0, cores[0])
     before_tree = export(args.before)
+    after_tree = export(args.after) if args.after else ROOT
     try:
         with database(50) as (env, _counts):
             env = {**env, "IDP_OIDC_REFRESH_TOKEN_LIFETIME": str(30 * 86400)}
@@ -110,12 +114,12 @@ def main() -> int:
             auth, rp_auth = basic(*service), basic(*rp)
             pg_url = env["IDP_DATABASE_URL"]
             ports = {"before": int(env["BENCH_PORT"]), "after": free_port()}
-            trees = {"before": before_tree, "after": ROOT}
+            trees = {"before": before_tree, "after": after_tree}
             figures: dict[tuple[str, str], list[tuple[float, float]]] = {}
             core = cores[1] if cores else None
             before_server = args.before_server or args.server
             with serve(env, before_server, ports["before"], core, root=before_tree) as before, \
-                    serve(env, args.server, ports["after"], core, root=ROOT) as after:
+                    serve(env, args.server, ports["after"], core, root=after_tree) as after:
                 pids = {"before": before, "after": after}
                 works = {side: side_works(port, auth, rp_auth,
                                           tokens[i * args.threads:(i + 1) * args.threads])
@@ -134,14 +138,17 @@ def main() -> int:
                     print(f"  round {n + 1} of {args.rounds} done", flush=True)
     finally:
         shutil.rmtree(before_tree, ignore_errors=True)
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+        if after_tree is not ROOT:
+            shutil.rmtree(after_tree, ignore_errors=True)
+    head = subprocess.run(["git", "rev-parse", "--short", args.after or "HEAD"], cwd=ROOT,
                           capture_output=True, text=True).stdout.strip()
+    after_flag = f" --after {args.after}" if args.after else ""
     lines = [f"{args.label + '. ' if args.label else ''}Machine: {machine()}. Date: "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, taken under load. Command: "
-             f"`.venv/bin/python bench/before_after.py --before {args.before} --rounds "
+             f"`.venv/bin/python bench/before_after.py --before {args.before}{after_flag} --rounds "
              f"{args.rounds} --seconds {args.seconds:g} --server '{args.server}'"
              f"{before_flag(args)}` (after = "
-             f"working tree at {head}).", "",
+             f"{'revision' if args.after else 'working tree at'} {head}).", "",
              "| request | before: server + PostgreSQL CPU ms (median) | after | "
              "after ÷ before, total CPU per request: median (range) |", "|---|---|---|---|"]
     for work in ("GET /healthz", "client_credentials", "refresh_token", "cached context read"):

@@ -3,6 +3,7 @@ in-process (werkzeug's EnvironBuilder) and prints CPU per call for GET /healthz,
 client_credentials grant and a refresh grant; ``--profile NAME`` prints a cProfile of one.
 
     .venv/bin/python bench/wsgi_profile.py [--calls 2000] [--profile client_credentials]
+        [--dump FILE] [--only healthz,refresh_token]
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--profile", default="")
+    parser.add_argument("--dump", default="", help="also write the cProfile stats to this file")
+    parser.add_argument("--only", default="", help="time only these works (comma-separated)")
     args = parser.parse_args()
     with database(50) as (env, _counts):
         env = {**env, "IDP_OIDC_REFRESH_TOKEN_LIFETIME": str(30 * 86400)}
@@ -65,6 +68,8 @@ def main() -> int:
         works = {"healthz": healthz, "client_credentials": client_credentials,
                  "refresh_token": refresh}
         for name, work in works.items():
+            if args.only and name not in args.only.split(","):
+                continue
             for _ in range(200):
                 work()
             t0 = time.process_time()
@@ -78,6 +83,8 @@ def main() -> int:
             for _ in range(args.calls):
                 works[args.profile]()
             profiler.disable()
+            if args.dump:
+                profiler.dump_stats(args.dump)
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(60)
     return 0
 

@@ -7,10 +7,12 @@ then extensions, the LMS directory, signing keys, and each feature package's ``i
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import os
 import secrets
 import time
 from collections.abc import Mapping
+from functools import cached_property
 from urllib.parse import urlsplit
 
 from flask import Flask, g, request
@@ -25,7 +27,7 @@ from .extensions import (
     limit_bridge_statements,
     migrate,
 )
-from .headers import CSP
+from .headers import SecurityHeaders
 from .lms.db import (
     begin_request,
     create_lms_engine,
@@ -45,6 +47,24 @@ FEATURES = ("login", "saml", "oidc", "provisioning", "context", "history", "atte
             "nudges", "agents")
 
 
+class _Flask(Flask):
+    """Flask asks ``inspect`` whether each hook and view is a coroutine function on every
+    request (ten times per token request); the answer for a given function never changes."""
+
+    def ensure_sync(self, func):
+        try:
+            return self._sync[func]
+        except (KeyError, TypeError):   # TypeError: not hashable
+            wrapped = super().ensure_sync(func)
+            if wrapped is func and not inspect.ismethod(func) and len(self._sync) < 4096:
+                self._sync[func] = func   # a bound method is a new object on every access
+            return wrapped
+
+    @cached_property
+    def _sync(self) -> dict:
+        return {}
+
+
 def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     """Build the app from environment variables (or ``env``); ``overrides`` update Flask config
     (tests)."""
@@ -57,7 +77,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     env = os.environ if env is None else env
     settings = load_settings(env)
     configure_logging(settings.log_format, settings.log_level)
-    app = Flask(__name__, template_folder=os.path.join(ROOT, "templates"))
+    app = _Flask(__name__, template_folder=os.path.join(ROOT, "templates"))
     app.session_interface = SessionCookies()
     app.config.update(
         IDP=settings, IDP_ENV=dict(env), SECRET_KEY=settings.secret_key,
@@ -137,13 +157,21 @@ def _request_hooks(app: Flask, settings: Settings) -> None:
         g.request_id = secrets.token_hex(8)
         g.request_started = time.perf_counter()
 
+    counted: dict = {}   # (endpoint, status) -> the metrics' children: labels() costs more
+    #                      than inc(); endpoints and statuses are finite sets
+
     @app.after_request
     def count_request(response):
         """Every answer, errors and 503s included (error handlers' answers pass here too)."""
         endpoint = request.endpoint or "unmatched"
-        HTTP_REQUESTS.labels(endpoint, str(response.status_code)).inc()
+        key = (endpoint, response.status_code)
+        children = counted.get(key)
+        if children is None:
+            children = counted[key] = (HTTP_REQUESTS.labels(endpoint, str(key[1])),
+                                       HTTP_SECONDS.labels(endpoint))
+        children[0].inc()
         if "request_started" in g:
-            HTTP_SECONDS.labels(endpoint).observe(time.perf_counter() - g.request_started)
+            children[1].observe(time.perf_counter() - g.request_started)
         return response
 
     @app.after_request
@@ -152,14 +180,4 @@ def _request_hooks(app: Flask, settings: Settings) -> None:
             response.call_on_close(task)
         return response
 
-    @app.after_request
-    def headers(response):
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        # Same-origin form POSTs keep Origin and Referer (the CSRF check needs them);
-        # other sites see the origin only, never a path or query.
-        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        if settings.https:
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        return response
+    app.after_request(SecurityHeaders(settings.https))

@@ -52,3 +52,32 @@ def test_a_failed_statement_leaves_the_connection_usable(engine):
     with pytest.raises(ProgrammingError):
         execute(engine, "INSERT INTO no_such_table VALUES (1)", {})
     assert fetch_one(engine, "SELECT 1 AS one", {}) == {"one": 1}
+
+
+def test_prepared_statement_runs_once_prepared_and_survives_a_discard(engine):
+    from idp.dbapi import Prepared, driver_cursor
+
+    add = Prepared("test_add", "SELECT %(a)s::int + %(b)s::int + %(a)s::int")
+    assert add.prepare == "PREPARE test_add AS SELECT $1::int + $2::int + $1::int"
+    for a, b, total in ((1, 2, 4), (10, -1, 19)):
+        with driver_cursor(engine) as cursor:   # pool_size=1: the same connection each time
+            add.run(cursor, {"a": a, "b": b, "unused": "x"})
+            assert cursor.fetchone() == (total,)
+    with driver_cursor(engine) as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name = 'test_add'")
+        assert cursor.fetchone() == (1,)   # prepared once, not per call
+        cursor.execute("DISCARD ALL")
+        add.run(cursor, {"a": 2, "b": 3})
+        assert cursor.fetchone() == (7,)
+
+
+def test_prepared_statement_with_hostile_values_stays_a_value(engine):
+    from idp.dbapi import Prepared, driver_cursor
+
+    echo = Prepared("test_echo", "SELECT %(v)s::text")
+    hostile = "'); DROP TABLE x; --\\"
+    with driver_cursor(engine) as cursor:
+        echo.run(cursor, {"v": hostile})
+        assert cursor.fetchone() == (hostile,)
+        echo.run(cursor, {"v": None})
+        assert cursor.fetchone() == (None,)

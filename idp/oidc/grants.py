@@ -27,10 +27,11 @@ from .claims import person_claims, requested_names
 from .models import USER_SCOPES, OIDCAuthorizationCode
 from .tokens import (
     MAX_TOKEN_CHARS,
-    SpentRefreshToken,
-    find_by_refresh_token,
+    PresentedRefreshToken,
+    RefreshTokenGone,
+    look_up_refresh_token,
+    refresh_token_by_digest,
     revoke_family,
-    spend_refresh_token,
 )
 
 CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "none"]
@@ -91,24 +92,23 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
     """RFC 6749 §6 with rotation: each refresh token works once; presenting a spent one again
-    revokes the whole family (RFC 9700 §4.14.2)."""
+    revokes the whole family (RFC 9700 §4.14.2). The token is read, the person checked in the
+    LMS, and only then spent, in the statement that stores its successor
+    (:func:`~.tokens.store_token`): a refusal or an LMS outage spends nothing."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
     INCLUDE_NEW_REFRESH_TOKEN = True
 
-    def authenticate_refresh_token(self, refresh_token: str) -> SpentRefreshToken | None:
-        row = spend_refresh_token(refresh_token)
-        if row is not None:
-            return row
-        spent = find_by_refresh_token(refresh_token)
-        if spent is not None and spent.refresh_used_at is not None:
-            revoked = revoke_family(spent.family_id)
-            record("oidc_refresh_reuse", "revoked", subject=spent.subject,
-                   client_id=spent.client_id, tokens=revoked)
-            db.session.commit()
-        return None
+    def authenticate_refresh_token(self, refresh_token: str) -> PresentedRefreshToken | None:
+        row = look_up_refresh_token(refresh_token)
+        if row is None:
+            return None
+        if row.spent:
+            _replayed(row)
+            return None
+        return row if row.usable else None
 
-    def authenticate_user(self, refresh_token: SpentRefreshToken):
+    def authenticate_user(self, refresh_token: PresentedRefreshToken):
         person = liveness.active_person(refresh_token.subject, liveness.Policy.FAIL_CLOSED) \
             if refresh_token.subject else None
         if person is None:
@@ -117,8 +117,27 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             raise InvalidGrantError("The person is no longer active in the LMS.")
         return person
 
-    def revoke_old_credential(self, refresh_token: SpentRefreshToken) -> None:
-        """Already spent by :func:`spend_refresh_token` in the same transaction."""
+    def save_token(self, token: dict) -> None:
+        try:
+            super().save_token(token)
+        except RefreshTokenGone:
+            # Spent meanwhile by a concurrent request with the same token: that is a second
+            # use too, and ends the family like any replay.
+            row = refresh_token_by_digest(self.request.refresh_token.digest)
+            if row is not None and row.spent:
+                _replayed(row)
+            raise InvalidGrantError() from None
+
+    def revoke_old_credential(self, refresh_token: PresentedRefreshToken) -> None:
+        """Spent by :func:`~.tokens.store_token` in the statement that stored its successor."""
+
+
+def _replayed(row: PresentedRefreshToken) -> None:
+    """RFC 9700 §4.14.2: a spent refresh token presented again revokes its whole family."""
+    revoked = revoke_family(row.family_id)
+    record("oidc_refresh_reuse", "revoked", subject=row.subject, client_id=row.client_id,
+           tokens=revoked)
+    db.session.commit()
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -128,20 +147,26 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
     def validate_token_request(self) -> None:
         super().validate_token_request()
-        requested = scope_to_list(self.request.payload.scope) or []
-        if set(requested) & USER_SCOPES:
-            raise InvalidScopeError("openid, profile and email describe a person: use the "
-                                    "authorization code flow.")
-        allowed = [s for s in self.client.scopes if s not in USER_SCOPES]
-        scope = [s for s in dict.fromkeys(requested) if s in allowed] if requested else allowed
-        if not scope:
-            raise InvalidScopeError("This client may not request these scopes.")
-        self.request.scope = list_to_scope(scope)
+        self.request.scope = service_scope(self.client, self.request.payload.scope)
 
     def create_token_response(self):
         token = self.generate_token(scope=self.request.scope, include_refresh_token=False)
         self.save_token(token)
         return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+def service_scope(client, requested_scope: str | None) -> str:
+    """The scope a client-credentials token gets: what was asked and the client may hold
+    (everything it may hold when nothing was asked), never a person scope."""
+    requested = scope_to_list(requested_scope) or []
+    if set(requested) & USER_SCOPES:
+        raise InvalidScopeError("openid, profile and email describe a person: use the "
+                                "authorization code flow.")
+    allowed = [s for s in client.scopes if s not in USER_SCOPES]
+    scope = [s for s in dict.fromkeys(requested) if s in allowed] if requested else allowed
+    if not scope:
+        raise InvalidScopeError("This client may not request these scopes.")
+    return list_to_scope(scope)
 
 
 class S256CodeChallenge(CodeChallenge):

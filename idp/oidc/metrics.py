@@ -29,4 +29,10 @@ def count_token_request(grant_type: str | None, response: Response) -> None:
         except ValueError:
             error = None
         outcome = error if error in OAUTH_ERRORS else "other"
-    TOKEN_REQUESTS.labels(grant, outcome).inc()
+    counter = _COUNTERS.get((grant, outcome))
+    if counter is None:   # labels() costs more than inc(); both labels are bounded sets
+        counter = _COUNTERS[(grant, outcome)] = TOKEN_REQUESTS.labels(grant, outcome)
+    counter.inc()
+
+
+_COUNTERS: dict = {}

@@ -92,7 +92,7 @@ def save_token(token: dict, request) -> None:
     store_token(token, client_id=request.client.client_id,
                 subject=user.subject if user is not None else None, family_id=family,
                 auth_time=auth_time, claims=claims,
-                on_its_own=code is None and previous is None)
+                on_its_own=code is None and previous is None, rotates=previous)
 
 
 class BridgeAuthorizationServer(AuthorizationServer):

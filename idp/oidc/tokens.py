@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import delete, or_, select, text, update
 
 from .. import clock
-from ..dbapi import driver_cursor
+from ..dbapi import Prepared, driver_cursor
 from ..extensions import autocommit_engine, db
 from ..hashing import token_digest
 from .credentials import new_token
@@ -36,25 +36,50 @@ _INSERT_TOKEN_SQL = """
            :expires_in, :refresh_expires_at, :claims
       FROM oidc_clients WHERE client_id = :client_id"""
 _INSERT_TOKEN = text(_INSERT_TOKEN_SQL)
-# The same statement in the driver's parameter style, for a token committed on its own.
-_INSERT_TOKEN_DRIVER = re.sub(r":(\w+)", r"%(\1)s", _INSERT_TOKEN_SQL)
-_SPEND_REFRESH = text("""
-    UPDATE oidc_tokens SET refresh_used_at = :now
-     WHERE refresh_token_hash = :hash AND refresh_used_at IS NULL AND revoked_at IS NULL
-       AND refresh_expires_at > :now
-    RETURNING client_id, subject, scope, family_id, auth_time, claims""")
+# The same statement in the driver's parameter style, prepared once per connection, for a
+# token committed on its own.
+_INSERT_TOKEN_DRIVER = Prepared("idp_insert_token",
+                                re.sub(r":(\w+)", r"%(\1)s", _INSERT_TOKEN_SQL))
+# A refresh token is read first (the person is checked in the LMS before anything is spent:
+# an LMS outage must not burn the client's token), then spent and replaced by its successor
+# in ONE statement: a data-modifying CTE is one atomic statement on an autocommit connection,
+# so the old token is spent exactly when the new row exists. 2 round trips instead of BEGIN,
+# UPDATE, INSERT, COMMIT.
+_LOOK_UP_REFRESH = Prepared("idp_look_up_refresh", """
+    SELECT client_id, subject, scope, family_id, auth_time, claims,
+           refresh_used_at IS NOT NULL,
+           revoked_at IS NULL AND refresh_expires_at > %(now)s
+      FROM oidc_tokens WHERE refresh_token_hash = %(hash)s""")
+_ROTATE_REFRESH = Prepared("idp_rotate_refresh", """
+    WITH spent AS (
+        UPDATE oidc_tokens SET refresh_used_at = %(now)s
+         WHERE refresh_token_hash = %(old)s AND client_id = %(client_id)s
+           AND refresh_used_at IS NULL AND revoked_at IS NULL
+           AND refresh_expires_at > %(now)s
+        RETURNING client_id, subject, family_id, auth_time, claims)
+    INSERT INTO oidc_tokens (client_id, subject, scope, access_token_hash, refresh_token_hash,
+                             family_id, auth_time, issued_at, expires_in, refresh_expires_at,
+                             claims)
+    SELECT client_id, subject, %(scope)s, %(access)s, %(refresh)s, family_id, auth_time,
+           %(now)s, %(expires_in)s, %(refresh_expires_at)s, claims
+      FROM spent""")
 
 
 @dataclass(frozen=True)
-class SpentRefreshToken:
-    """The row a refresh request just rotated (what the refresh grant and save_token need)."""
+class PresentedRefreshToken:
+    """The row of a presented refresh token, as read (not yet spent: :func:`store_token` spends
+    it in the statement that stores its successor). ``spent``: used before (a replay, RFC 9700
+    §4.14.2); ``usable``: neither revoked nor expired."""
 
+    digest: str
     client_id: str
     subject: str | None
     scope: str
     family_id: str
     auth_time: int | None
-    claims: str | None = None   # the claims request of the grant (OIDC Core §5.5), as JSON
+    claims: str | None   # the claims request of the grant (OIDC Core §5.5), as JSON
+    spent: bool
+    usable: bool
 
     def check_client(self, client) -> bool:
         return self.client_id == client.client_id
@@ -63,18 +88,25 @@ class SpentRefreshToken:
         return self.scope
 
 
+class RefreshTokenGone(Exception):
+    """The refresh token was spent, revoked or expired between its reading and its rotation
+    (a concurrent request with the same token won)."""
+
+
 def store_token(token: dict, *, client_id: str, subject: str | None, family_id: str,
                 auth_time: int | None, claims: str | None = None,
-                on_its_own: bool = False) -> None:
+                on_its_own: bool = False,
+                rotates: PresentedRefreshToken | None = None) -> None:
     """Insert the row for a freshly generated token response. One pre-built statement: this
     is the token endpoint's hot path. Raises :class:`InvalidClientError` when the client was
     removed meanwhile.
 
     With ``on_its_own`` (a token that nothing else in the request writes with: client
     credentials) the INSERT commits by itself on an autocommit connection, straight on the
-    driver: one round trip, durable like any commit, no ORM transaction. Otherwise it joins
-    the request's transaction (a spent code or refresh token commits with it) and the caller
-    commits."""
+    driver: one round trip, durable like any commit, no ORM transaction. With ``rotates`` (a
+    refresh), the same one statement also spends that refresh token, or inserts nothing and
+    raises :class:`RefreshTokenGone` when it is no longer usable. Otherwise it joins the
+    request's transaction (a spent code commits with it) and the caller commits."""
     now = clock.timestamp()
     refresh = token.get("refresh_token")
     params = {
@@ -84,9 +116,15 @@ def store_token(token: dict, *, client_id: str, subject: str | None, family_id: 
         "auth_time": auth_time, "now": now, "claims": claims,
         "expires_in": int(token.get("expires_in", settings().access_token_lifetime)),
         "refresh_expires_at": now + settings().refresh_token_lifetime if refresh else None}
+    if rotates is not None:
+        with driver_cursor(autocommit_engine()) as cursor:
+            _ROTATE_REFRESH.run(cursor, {**params, "old": rotates.digest})
+            if cursor.rowcount != 1:
+                raise RefreshTokenGone
+        return
     if on_its_own:
         with driver_cursor(autocommit_engine()) as cursor:
-            cursor.execute(_INSERT_TOKEN_DRIVER, params)
+            _INSERT_TOKEN_DRIVER.run(cursor, params)
             inserted = cursor.rowcount
     else:
         inserted = db.session.connection().execute(_INSERT_TOKEN, params).rowcount
@@ -112,15 +150,19 @@ def find_by_refresh_token(value: str) -> OIDCToken | None:
         OIDCToken.refresh_token_hash == token_digest(value))).scalar_one_or_none()
 
 
-def spend_refresh_token(value: str) -> SpentRefreshToken | None:
-    """Mark a usable refresh token used and return its row, in one statement (RFC 9700
-    §4.14.2 rotation). None when it is unknown, spent, revoked or expired; a concurrent
-    request for the same token waits on the row lock and then finds it spent."""
+def look_up_refresh_token(value: str) -> PresentedRefreshToken | None:
+    """The row of a presented refresh token (one read on the autocommit pool; nothing is
+    spent yet), or None when it is unknown or malformed."""
     if not value or len(value) > MAX_TOKEN_CHARS:
         return None
-    row = db.session.connection().execute(_SPEND_REFRESH, {"now": clock.timestamp(),
-                                              "hash": token_digest(value)}).first()
-    return SpentRefreshToken(*row) if row is not None else None
+    return refresh_token_by_digest(token_digest(value))
+
+
+def refresh_token_by_digest(digest: str) -> PresentedRefreshToken | None:
+    with driver_cursor(autocommit_engine()) as cursor:
+        _LOOK_UP_REFRESH.run(cursor, {"now": clock.timestamp(), "hash": digest})
+        row = cursor.fetchone()
+    return PresentedRefreshToken(digest, *row) if row is not None else None
 
 
 def access_token_active(row: OIDCToken) -> bool:

@@ -101,3 +101,15 @@ def exchange(base_url, client, code, **extra) -> requests.Response:
     if auth is None:
         data["client_id"] = client.client_id
     return requests.post(base_url + "/oauth/token", data=data, auth=auth)
+
+
+def delete_client_rows(app, client_id: str) -> None:
+    """Remove a client and its tokens behind the app's back (its in-process client cache
+    still holds it)."""
+    from sqlalchemy import text
+
+    with app.app_context():
+        for table in ("oidc_tokens", "oidc_clients"):
+            db.session.execute(text(f"DELETE FROM {table} WHERE client_id = :c"),
+                               {"c": client_id})
+        db.session.commit()
