@@ -130,3 +130,18 @@ def test_insecure_transport_gets_authlibs_answer(make_app, make_client, monkeypa
                                         headers=auth, data={"grant_type": "client_credentials"})
     assert fast.status_code == 400 and fast.get_json()["error"] == "insecure_transport"
     assert _comparable(fast) == _comparable(slow)
+
+
+@pytest.mark.parametrize("body", [
+    "grant_type=client_credentials&grant_type=client_credentials",
+    "grant_type=client_credentials&scope=lms.context&scope=openid",
+    "grant_type=client_credentials&scope=openid&scope=lms.context",
+])
+def test_a_repeated_parameter_gets_authlibs_answer(app, service, monkeypatch, body):
+    """RFC 6749 §3.2: request parameters MUST NOT be included more than once."""
+    headers = {**_basic(service.client_id, service.secret),
+               "Content-Type": "application/x-www-form-urlencoded"}
+    fast = _post(app, True, monkeypatch, headers, body)
+    slow = _post(app, False, monkeypatch, headers, body)
+    assert fast.status_code == 400, fast.get_json()
+    assert _comparable(fast) == _comparable(slow)
