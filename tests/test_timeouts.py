@@ -173,7 +173,7 @@ def test_bulkhead_answers_a_quick_503_beyond_the_concurrency_limit(app, client, 
 
 
 def test_bulkhead_slots_are_shared_across_processes(tmp_path):
-    """gunicorn sync workers run one request each: the limit must bind across processes, or a
+    """The workers are separate processes: the limit must bind across processes, or a
     slow LMS ties up every worker (issue #11 item 6, bench/bulkhead.py)."""
     import subprocess
     import sys
