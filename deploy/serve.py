@@ -9,10 +9,12 @@ benchmark that needs "the bridge as deployed" starts it here too (tests/helpers.
 
 What the master (this process) does, which the workers cannot:
 
-- sets ``LMS_MAX_CONCURRENT`` (unless set) to workers × threads − 1, and ``LMS_BULKHEAD_DIR``
-  (unless set) to a directory of this master shared by its workers and removed at exit, so a
-  slow LMS never ties up every request thread: one that needs no LMS (/healthz, client
-  credentials) always finds a thread (idp/lms/db.py, ``Bulkhead``);
+- sets ``LMS_MAX_CONCURRENT`` (unless set) to workers × threads − 1,
+  ``LMS_MAX_CONCURRENT_PER_WORKER`` to threads − 1 and ``LMS_BULKHEAD_DIR`` (unless set) to a
+  directory of this master shared by its workers and removed at exit, so a slow LMS never ties
+  up every request thread of any worker: a request that needs no LMS (/healthz, client
+  credentials) always finds a thread in the worker the kernel gave it to (idp/lms/db.py,
+  ``Bulkhead``);
 - with ``PROMETHEUS_MULTIPROC_DIR`` set, removes at start the metric files of processes that no
   longer run (a crash, an earlier start). Live gauges of a worker that dies later are dropped
   by the next scrape (idp/metrics.py, ``scrape_registry``): granian has no per-worker exit hook;
@@ -72,6 +74,7 @@ def share_lms_bulkhead(environ: dict, workers: int, threads: int) -> str | None:
     """Set the LMS bulkhead's defaults in ``environ``; returns the directory this master made
     (to remove at exit), or None when the operator chose one."""
     environ.setdefault("LMS_MAX_CONCURRENT", str(max(1, workers * threads - 1)))
+    environ.setdefault("LMS_MAX_CONCURRENT_PER_WORKER", str(max(1, threads - 1)))
     if environ.get("LMS_BULKHEAD_DIR"):
         return None
     directory = os.path.join(tempfile.gettempdir(), f"lms-zulip-bridge-bulkhead-{os.getpid()}")
@@ -123,6 +126,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"replace a worker whose memory stays above this "
                              f"(default {MAX_RSS_MIB}; docs/operations.md, 'Memory per worker')")
     parser.add_argument("--no-access-log", action="store_true")
+    parser.add_argument("--app", default="wsgi:app", metavar="MODULE:NAME",
+                        help="the WSGI app (benchmarks serve wrapped apps; default wsgi:app)")
     args = parser.parse_args(argv)
     host, _, port = args.bind.rpartition(":")
     if not host or not port.isdigit() or args.workers < 1 or args.threads < 1:
@@ -142,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if metrics:
         remove_dead_metric_files(metrics)
     server = Server(
-        "wsgi:app", address=args.host, port=args.port, interface=Interfaces.WSGI,
+        args.app, address=args.host, port=args.port, interface=Interfaces.WSGI,
         workers=args.workers, blocking_threads=args.threads, websockets=False,
         http1_settings=HTTP1Settings(header_read_timeout=IDLE_SECONDS * 1000, keep_alive=True),
         log_access=not args.no_access_log, log_access_format=ACCESS_FORMAT,

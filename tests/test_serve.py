@@ -38,13 +38,16 @@ def test_bulkhead_defaults_to_every_thread_but_one_and_a_directory_of_the_master
     environ: dict[str, str] = {}
     made = serve.share_lms_bulkhead(environ, workers=4, threads=4)
     assert environ["LMS_MAX_CONCURRENT"] == "15"
+    assert environ["LMS_MAX_CONCURRENT_PER_WORKER"] == "3"
     assert made == environ["LMS_BULKHEAD_DIR"] and made.endswith(f"-{os.getpid()}")
-    chosen = {"LMS_MAX_CONCURRENT": "6", "LMS_BULKHEAD_DIR": "/run/x"}
+    chosen = {"LMS_MAX_CONCURRENT": "6", "LMS_BULKHEAD_DIR": "/run/x",
+              "LMS_MAX_CONCURRENT_PER_WORKER": "2"}
     assert serve.share_lms_bulkhead(chosen, workers=4, threads=4) is None
-    assert chosen == {"LMS_MAX_CONCURRENT": "6", "LMS_BULKHEAD_DIR": "/run/x"}
+    assert chosen == {"LMS_MAX_CONCURRENT": "6", "LMS_BULKHEAD_DIR": "/run/x",
+                      "LMS_MAX_CONCURRENT_PER_WORKER": "2"}
     single: dict[str, str] = {}
     serve.share_lms_bulkhead(single, workers=1, threads=1)
-    assert single["LMS_MAX_CONCURRENT"] == "1"
+    assert single["LMS_MAX_CONCURRENT"] == single["LMS_MAX_CONCURRENT_PER_WORKER"] == "1"
 
 
 def test_metric_files_of_dead_processes_are_removed_at_start(serve, tmp_path):

@@ -162,6 +162,36 @@ def test_bulkhead_slots_hold_across_threads_and_processes(tmp_path):
     assert sorted(held) == [0, 1, 2]           # three different slots, none given twice
 
 
+def test_a_worker_keeps_a_thread_free_of_the_lms(tmp_path):
+    """Per-process cap (LMS_MAX_CONCURRENT_PER_WORKER = threads − 1): with 4 request threads
+    and plenty of shared slots, at most 3 wait on the LMS at once, so the fourth serves
+    /healthz."""
+    bulkhead = Bulkhead(10, str(tmp_path), per_process=3)
+    release = threading.Event()
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def work(_index: int) -> str:
+        try:
+            slot = bulkhead.acquire()
+        except LMSBusy:
+            outcome = "busy"
+        else:
+            outcome = "slot"
+        with lock:
+            outcomes.append(outcome)
+        if outcome == "slot":
+            assert release.wait(30)
+            bulkhead._release(slot)
+        return outcome
+
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(together, 4, work)
+        wait_for(lambda: len(outcomes) == 4, 30, "every thread's outcome")
+        release.set()
+        assert sorted(running.result(60)) == ["busy", "slot", "slot", "slot"]
+
+
 def test_a_half_open_breaker_lets_exactly_one_trial_through():
     breaker = CircuitBreaker(1, 30.0)
     breaker.failed()
