@@ -90,6 +90,16 @@ def shipped_server(port: int | str, *, workers: int, app: str = "wsgi:app",
             *([] if access_log else ["--no-access-log"])]
 
 
+def pin_process(pid: int, core: set) -> None:
+    """Pin every thread of process ``pid`` to ``core`` (a granian worker runs Python and Rust
+    threads; ``sched_setaffinity(pid)`` alone pins only its first thread)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(task), core)
+        except ProcessLookupError:
+            continue
+
+
 def wait_healthy(port: int, proc: subprocess.Popen, name: str = "the server") -> None:
     """Return once GET /healthz on ``port`` answers 200; raise if ``proc`` exits or a minute
     passes first."""
