@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -226,3 +227,33 @@ def test_a_request_keeps_one_bulkhead_slot_for_all_its_lms_queries(tmp_path):
         with pytest.raises(lms_db.LMSBusy):
             with bulkhead.slot():
                 pass
+
+
+def test_under_the_shipped_server_a_stuck_lms_read_ends_in_503_and_healthz_answers(
+        app, env, proxy, tmp_path):
+    """granian has no per-request timeout (gunicorn killed a worker after 30 s): what bounds a
+    request is every database wait (statement timeout, client deadline, connect timeout). With
+    the LMS black-holed, reads on every worker end in a 503 well within nginx's 35 s, and
+    /healthz is answered meanwhile (each worker keeps a thread free of the LMS)."""
+    import requests
+
+    from tests.helpers import ShippedServer
+
+    headers = stored_bearer(app, "lms.context")
+    lms = _tcp_url(None, "lms_test", proxy.port, "idp_reader")
+    settings = {"LMS_DATABASE_URL": lms, "LMS_STATEMENT_TIMEOUT_MS": "1000",
+                "LMS_CONNECT_TIMEOUT": "2", "IDP_LIVENESS_CACHE_SECONDS": "0"}
+    with ShippedServer({**env, **settings}, tmp_path) as server:
+        url = server.base + "/api/v1/lms/students/{}/profile"
+        assert requests.get(url.format(1), headers=headers, timeout=20).status_code == 200
+        proxy.swallow()
+
+        def read(student: int) -> int:  # a hung read would fail on requests' own timeout
+            return requests.get(url.format(student), headers=headers, timeout=30).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            reads = [pool.submit(read, student) for student in range(2, 10)]
+            health = [requests.get(server.base + "/healthz", timeout=30).status_code
+                      for _ in range(8)]
+            assert {future.result() for future in reads} == {503}
+        assert health == [200] * 8
