@@ -200,6 +200,10 @@ class ShippedServer:
                                      stderr=subprocess.STDOUT, cwd=root, env=self.env)
         try:
             wait_healthy(self.base, self.proc)
+            # every worker serving (one still loading the app ignores a SIGTERM until it
+            # serves: granian then kills it after the graceful timeout)
+            wait_for(lambda: 0 < self.output().count("Spawning worker-")
+                     == self.output().count("Started worker-"), 90, "every worker started")
         except BaseException:
             self.__exit__()
             raise

@@ -27,6 +27,7 @@ class BlackHoleProxy:
     def __init__(self, target: str):
         self.target = target
         self.swallowing = threading.Event()
+        self.swallowed = threading.Event()   # set once bytes were held back
         self.server = socket.socket()
         self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.server.bind(("127.0.0.1", 0))
@@ -57,7 +58,7 @@ class BlackHoleProxy:
     def _drain(self, sock: socket.socket) -> None:
         try:
             while sock.recv(65536):
-                pass
+                self.swallowed.set()
         except OSError:
             return
 
@@ -68,6 +69,7 @@ class BlackHoleProxy:
                 if not data:
                     return
                 if self.swallowing.is_set():
+                    self.swallowed.set()
                     continue  # bytes in, nothing out
                 dst.sendall(data)
         except OSError:
@@ -257,3 +259,29 @@ def test_under_the_shipped_server_a_stuck_lms_read_ends_in_503_and_healthz_answe
                       for _ in range(8)]
             assert {future.result() for future in reads} == {503}
         assert health == [200] * 8
+
+
+def test_a_stopping_server_finishes_the_request_in_flight(app, env, proxy, tmp_path):
+    """SIGTERM (systemctl stop, reload) while a request waits on the LMS: the worker finishes
+    it (here a 503 once the statement's deadline passes) before it exits; the client never sees
+    a reset connection."""
+    import signal
+
+    import requests
+
+    from tests.helpers import ShippedServer
+
+    headers = stored_bearer(app, "lms.context")
+    lms = _tcp_url(None, "lms_test", proxy.port, "idp_reader")
+    settings = {"LMS_DATABASE_URL": lms, "LMS_STATEMENT_TIMEOUT_MS": "1000",
+                "LMS_CONNECT_TIMEOUT": "2", "IDP_LIVENESS_CACHE_SECONDS": "0"}
+    with ShippedServer({**env, **settings}, tmp_path) as server, ThreadPoolExecutor(1) as pool:
+        url = server.base + "/api/v1/lms/students/{}/profile"
+        assert requests.get(url.format(1), headers=headers, timeout=20).status_code == 200
+        proxy.swallow()
+        read = pool.submit(requests.get, url.format(2), headers=headers, timeout=30)
+        assert proxy.swallowed.wait(20)          # the request is now waiting on the LMS
+        server.proc.send_signal(signal.SIGTERM)
+        assert read.result().status_code == 503
+        assert server.proc.wait(timeout=40) == 0
+    assert "Killing worker" not in server.output()
