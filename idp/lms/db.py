@@ -111,7 +111,8 @@ class Bulkhead:
             if (now := time.monotonic()) >= deadline:
                 if here and self._here is not None:
                     self._here.release()
-                self._saturated_until = now + self.SATURATED_FOR
+                if here:  # the shared slots are held: the LMS is slow for everyone
+                    self._saturated_until = now + self.SATURATED_FOR
                 LMS_ERRORS.labels("bulkhead").inc()
                 raise LMSBusy(f"LMS busy: {self.limit} queries in flight, or "
                               f"{self.per_process} in this worker (LMS_MAX_CONCURRENT, "
