@@ -47,16 +47,6 @@ RSS_SAMPLES = 3          # ... taken every 30 s: a brief peak does not empty a w
 ACCESS_FORMAT = '%(addr)s "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).1fms'
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_dead_metric_files(directory: str) -> list[str]:
     """Delete prometheus_client's files (``<kind>_<pid>.db``) of processes that no longer run;
     returns the names removed."""
@@ -64,7 +54,7 @@ def remove_dead_metric_files(directory: str) -> list[str]:
     removed = []
     for name in os.listdir(directory):
         pid = name.removesuffix(".db").rsplit("_", 1)[-1]
-        if name.endswith(".db") and pid.isdigit() and not _pid_alive(int(pid)):
+        if name.endswith(".db") and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
             os.remove(os.path.join(directory, name))
             removed.append(name)
     return removed
