@@ -106,6 +106,15 @@ def load_app(target: str):
     return app_without_inherited_headers
 
 
+def check_configuration() -> int:
+    """Build the app once in a child process before any worker starts: a bad setting stops the
+    server at once with the app's one-line message (and the child's exit status) instead of
+    workers dying and being respawned. A child, so that this process never imports the app."""
+    import subprocess
+
+    return subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT).returncode
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, required=True, help="worker processes")
@@ -128,6 +137,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if status := check_configuration():
+        return status
     from granian.constants import Interfaces
     from granian.http import HTTP1Settings
     from granian.server import Server

@@ -92,3 +92,15 @@ def test_a_dead_workers_live_gauge_goes_and_its_counter_still_counts(tmp_path, m
     assert not re.search(r"^idp_context_lms_breaker_state(\{[^}]*\})? 2\.0$", text, re.M)
     assert not (tmp_path / f"gauge_livemax_{pid}.db").exists()
     assert drop_dead_gauges(str(tmp_path)) == []    # nothing left to drop
+
+
+def test_a_bad_configuration_stops_the_server_before_any_worker(env):
+    """One clear message and a failed start, not workers dying and being respawned."""
+    bad = {**os.environ, **env, "IDP_SECRET_KEY": "short"}
+    bad.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = subprocess.run([sys.executable, str(ROOT / "deploy" / "serve.py"), "--workers", "2",
+                           "--bind", "127.0.0.1:1"], capture_output=True, text=True,
+                          cwd=ROOT, env=bad, timeout=120)
+    assert proc.returncode == 1
+    assert "configuration error" in proc.stderr and "IDP_SECRET_KEY is too short" in proc.stderr
+    assert "Spawning worker" not in proc.stdout + proc.stderr
