@@ -96,7 +96,11 @@ def serve(env: dict, name: str, port: int, core: set | None, root: Path = ROOT):
         yield proc.pid
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=40)  # both servers give requests in flight 30 s to finish
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def main() -> int:
