@@ -112,7 +112,8 @@ def check_configuration() -> int:
     workers dying and being respawned. A child, so that this process never imports the app."""
     import subprocess
 
-    return subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT).returncode
+    environ = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    return subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=environ).returncode
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,5 +1,6 @@
 """The shipped web server's own behaviour (deploy/serve.py under the unit's command line):
-a reload replaces every worker while requests keep being answered; concurrent requests on
+its access log leaves query strings out; a reload replaces every worker while requests keep
+being answered; concurrent requests on
 every thread of every worker each get their own answer."""
 
 from __future__ import annotations
@@ -11,13 +12,18 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg2
 import requests
 
-from tests.helpers import ShippedServer, stored_bearer, wait_for
+from tests.helpers import ShippedServer, access_lines, stored_bearer, wait_for
 
 
 def test_reload_replaces_every_worker_and_never_stops_answering(env, tmp_path):
     with ShippedServer(env, tmp_path) as server:
         wait_for(lambda: len(server.worker_pids()) == 4, 60, "four workers")
         old = set(server.worker_pids())
+        assert requests.get(server.base + "/healthz?code=s3cr3t", timeout=10).ok
+        wait_for(lambda: ("GET", "/healthz") in {
+            (method, path) for _, method, path, _ in access_lines(server.output())}, 10,
+            "the access log line")
+        assert "s3cr3t" not in server.output()           # query strings are never logged
         server.proc.send_signal(signal.SIGHUP)            # systemctl reload (ExecReload=)
         answers: list[int] = []
 
