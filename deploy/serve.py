@@ -5,7 +5,7 @@
 deploy/systemd/lms-zulip-bridge.service runs this line; the https tests (tests/deployed/) run
 the unit's ExecStart= with only paths and the port substituted, and every other test or
 benchmark that needs "the bridge as deployed" starts it here too (tests/helpers.py
-``start_server``, bench/common.py). Why granian: docs/benchmarks.md, "HTTP server".
+``ShippedServer``, bench/common.py). Why granian: docs/benchmarks.md, "HTTP server".
 
 What the master (this process) does, which the workers cannot:
 

@@ -104,3 +104,18 @@ def test_a_bad_configuration_stops_the_server_before_any_worker(env):
     assert proc.returncode == 1
     assert "configuration error" in proc.stderr and "IDP_SECRET_KEY is too short" in proc.stderr
     assert "Spawning worker" not in proc.stdout + proc.stderr
+
+
+def test_environment_variables_named_like_headers_do_not_reach_requests(serve, monkeypatch):
+    """granian copies os.environ into every request's environ: HTTP_PROXY set for outgoing
+    calls would otherwise look like a "Proxy" header the client sent."""
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")
+    app = serve.load_app("wsgiref.simple_server:demo_app")   # echoes its environ
+
+    def body(environ: dict) -> str:
+        return b"".join(app(environ, lambda status, headers: None)).decode()
+
+    inherited = {"REQUEST_METHOD": "GET", "HTTP_PROXY": "http://proxy.internal:3128"}
+    assert "HTTP_PROXY" not in body(dict(inherited))
+    sent = {**inherited, "HTTP_PROXY": "sent-by-the-client"}
+    assert "HTTP_PROXY = 'sent-by-the-client'" in body(sent)
