@@ -13,6 +13,7 @@ import pytest
 from idp import clock
 from idp.breaker import CircuitBreaker
 from idp.context.cache import ContextCache
+from idp.keys import KeyStore
 from idp.liveness import LivenessService, LivenessSettings
 from idp.lms.db import Bulkhead, LMSBusy
 from idp.people import Person
@@ -238,6 +239,33 @@ def test_each_request_thread_has_its_own_database_session_and_g(app):
     results = together(THREADS, work)
     assert len({session for session, _, _ in results}) == THREADS
     assert [(value, marker) for _, value, marker in results] == [(i, i) for i in range(THREADS)]
+
+
+def test_signing_keys_stay_consistent_while_another_process_rotates(tmp_path):
+    """Request threads read the keys while ``keys rotate`` (another process: a second
+    KeyStore on the directory) stages and activates a key: the signing key a thread reads is
+    always published (the retired one stays so for its grace period) and signs."""
+    readers, rotator = KeyStore(str(tmp_path)), KeyStore(str(tmp_path))
+    first = readers.current().kid
+    done = threading.Event()
+
+    def read(_index: int) -> set[str]:
+        seen = set()
+        while not done.is_set() or not seen:
+            current = readers.current()
+            assert current.kid in {key.kid for key in readers.published()}
+            assert current.sign_rs256(b"x")
+            seen.add(current.kid)
+        return seen
+
+    with ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(together, 4, read)
+        rotator.rotate()                       # staged
+        _action, activated = rotator.rotate()  # activated
+        wait_for(lambda: readers.current().kid == activated.kid, 30, "the new key loaded")
+        done.set()
+        seen = set().union(*reading.result(60))
+    assert seen <= {first, activated.kid} and activated.kid in {k.kid for k in readers.published()}
 
 
 @pytest.fixture(autouse=True)
