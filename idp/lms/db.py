@@ -52,9 +52,9 @@ class Bulkhead:
     ``i`` is the file ``directory/slot-i`` locked with ``flock`` (released by the kernel if a
     worker dies) plus a thread lock (``flock`` does not exclude threads sharing a descriptor).
     A query waits at most :data:`SLOT_WAIT` seconds for a slot (a fast LMS frees one within
-    milliseconds), then fails with :class:`LMSBusy`; after such a failure the process does not
-    wait at all for :data:`SATURATED_FOR` seconds (a slow LMS holds slots for seconds, and a
-    sync worker waiting is a worker that serves nobody)."""
+    milliseconds), then fails with :class:`LMSBusy`; after a failure on the shared slots the
+    process does not wait at all for :data:`SATURATED_FOR` seconds (a slow LMS holds slots for
+    seconds, and a thread waiting is a thread that serves nobody)."""
 
     SLOT_WAIT = 0.1
     SATURATED_FOR = 1.0
