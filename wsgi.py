@@ -1,4 +1,4 @@
-"""WSGI entry point: ``gunicorn wsgi:app`` or ``flask --app wsgi ...``."""
+"""WSGI entry point: served by `deploy/serve.py` (granian), or `flask --app wsgi ...`."""
 
 import sys
 

@@ -1,6 +1,6 @@
 """Agents benchmark (issue 14).
 
-Over HTTP on one gunicorn sync worker (bench/common.py), after a warm-up that fills the
+Over HTTP on one shipped-server worker (bench/common.py), after a warm-up that fills the
 context caches, the three requests taking turns so that they meet the same load:
 
 - a cached ``get_student_profile`` MCP tool call (JSON-RPC ``tools/call`` over Streamable
@@ -29,7 +29,17 @@ import pstats
 import threading
 import time
 
-from common import ROOT, cpu_seconds, database, machine, one_worker, percentile, record, split_cores
+from common import (
+    ROOT,
+    cpu_seconds,
+    database,
+    machine,
+    one_worker,
+    percentile,
+    pin_process,
+    record,
+    split_cores,
+)
 
 BOT_TOKEN = "bench-bot-token-0123456789abcdef"
 
@@ -211,7 +221,7 @@ def main() -> None:
         with one_worker(env) as (base, worker):
             if cores:
                 os.sched_setaffinity(0, cores[0])
-                os.sched_setaffinity(worker, cores[1])
+                pin_process(worker, cores[1])
             port = int(base.rsplit(":", 1)[1])
             call = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
                 "name": "get_student_profile", "arguments": {"student_id": 1}}}).encode()
@@ -248,7 +258,7 @@ def main() -> None:
             runs = timed_rounds(port, kinds, args.calls, worker)
     lines = [f"Machine: {machine()}; {args.students} students, {args.calls} rounds of the three "
              f"requests in turn (each kind on its own keep-alive connection, so all meet the "
-             f"same load; worker CPU read around each request), one gunicorn sync worker"
+             f"same load; worker CPU read around each request), one shipped-server worker"
              f"{' pinned to its own core' if cores else ''}. **Taken under load** (five other "
              f"engineers' test suites shared the 2 cores): read the ratios more than the "
              f"absolute figures.", "",

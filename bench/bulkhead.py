@@ -5,8 +5,8 @@ normal p95, and LMS-bound requests beyond the concurrency limit must get a quick
 
 Starts an embedded PostgreSQL with a demo LMS (fast hashes), puts a loopback TCP proxy between
 the bridge and the LMS that holds every byte the LMS sends for ``--delay`` seconds (0 in the
-baseline phase), serves the app with gunicorn and the shipped deploy/gunicorn.conf.py, 4 sync
-workers as the shipped unit runs it, and for each phase (LMS fast, then LMS slow):
+baseline phase), serves the app with the shipped server (deploy/serve.py), 4 workers of 4
+threads as the shipped unit runs it, and for each phase (LMS fast, then LMS slow):
 
 - ``--clients`` threads sign in over and over (GET /login, POST /login with the real password:
   the POST reads the LMS), counting answers by status, 503s with ``Retry-After``, latencies;
@@ -35,7 +35,16 @@ import time
 from collections import Counter
 from urllib.parse import urlencode
 
-from common import ROOT, database, free_port, machine, percentile, record, wait_healthy
+from common import (
+    ROOT,
+    database,
+    free_port,
+    machine,
+    percentile,
+    record,
+    shipped_server,
+    wait_healthy,
+)
 from oidc import basic
 
 TARGET_RATIO = 3.0
@@ -240,12 +249,10 @@ def main() -> None:
                 .render_as_string(hide_password=False)
             port = int(env["BENCH_PORT"])
             errors = tempfile.TemporaryFile("w+")
-            server = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py",
-                 "--workers", str(args.workers), "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+            server = subprocess.Popen(shipped_server(port, workers=args.workers), cwd=ROOT,
+                                      env=env, stdout=errors, stderr=subprocess.STDOUT)
             try:
-                wait_healthy(port, server, "gunicorn")
+                wait_healthy(port, server, "deploy/serve.py")
                 print(f"baseline: LMS fast, {args.clients} clients, {args.seconds:.0f} s",
                       flush=True)
                 normal = summary(phase(port, args.clients, args.seconds, service))
@@ -262,7 +269,7 @@ def main() -> None:
                     server.wait()
                 errors.seek(0)
                 log = errors.read()
-                timeouts = log.count("WORKER TIMEOUT")
+                respawns = log.count("Respawning worker")
 
     def ms(value) -> str:
         return "–" if value is None else f"{value * 1000:.0f} ms"
@@ -270,8 +277,8 @@ def main() -> None:
     lines = [f"- machine: {machine()}; taken under load (2 shared cores, other test runs)",
              f"- command: `.venv/bin/python bench/bulkhead.py --clients {args.clients} "
              f"--seconds {args.seconds:.0f} --delay {args.delay:g} --workers {args.workers}` "
-             f"(gunicorn with deploy/gunicorn.conf.py, {args.workers} sync workers; throttle "
-             f"lifted; other settings default)"]
+             f"(the shipped server, deploy/serve.py: {args.workers} granian workers of 4 "
+             f"threads; throttle lifted; other settings default)"]
     verdict = True
     for name in ("healthz", "client_credentials"):
         ratio = slow[name][1] / normal[name][1]
@@ -287,7 +294,7 @@ def main() -> None:
                      f"{figures['busy_503_without_retry_after']}, answered p50 "
                      f"{ms(figures['answered_p50'])}; probe failures "
                      f"{figures['probe_failures'] or 'none'}")
-    lines.append(f"- gunicorn worker timeouts (SIGKILLed workers): {timeouts}")
+    lines.append(f"- workers that died and were respawned: {respawns}")
     verdict &= slow["busy_503"] > 0 and not slow["busy_503_without_retry_after"]
     lines.append(f"- verdict: {'met' if verdict else 'NOT met'}")
     record("Bulkhead under a slow LMS (bench/bulkhead.py)", args.append, lines)

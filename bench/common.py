@@ -1,5 +1,6 @@
 """Shared set-up for benchmark scripts: a throwaway embedded PostgreSQL with a bridge database
-and a demo LMS, the app's environment, and a one-worker gunicorn serving it."""
+and a demo LMS, the app's environment, and the shipped server (deploy/serve.py) with one worker
+serving it."""
 
 from __future__ import annotations
 
@@ -67,20 +68,38 @@ def free_port() -> int:
 
 @contextmanager
 def one_worker(env: dict, app: str = "wsgi:app"):
-    """gunicorn with one sync worker serving ``app`` at env['IDP_ISSUER']; yields (base URL,
-    worker pid) once it answers /healthz. ``timed_wsgi:app`` adds a Server-Timing header with
-    the bridge's own time per request."""
+    """The shipped server (deploy/serve.py: granian WSGI, 4 threads) with one worker serving
+    ``app`` at env['IDP_ISSUER'], access log off; yields (base URL, worker pid) once it answers
+    /healthz. ``timed_wsgi:app`` adds a Server-Timing header with the bridge's own time per
+    request."""
     port = env["BENCH_PORT"]
     env = {**env, "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}"}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "-b",
-                             f"127.0.0.1:{port}", "--backlog", "256", "--log-level", "warning",
-                             app], cwd=ROOT, env=env)
+    proc = subprocess.Popen(shipped_server(port, workers=1, app=app), cwd=ROOT, env=env)
     try:
-        wait_healthy(int(port), proc, "gunicorn")
+        wait_healthy(int(port), proc, "deploy/serve.py")
         yield env["IDP_ISSUER"], _worker_pid(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def shipped_server(port: int | str, *, workers: int, app: str = "wsgi:app",
+                   access_log: bool = False) -> list[str]:
+    """The command line of the shipped web server (deploy/serve.py, as the systemd unit runs
+    it) on 127.0.0.1:``port``."""
+    return [sys.executable, str(ROOT / "deploy" / "serve.py"), "--workers", str(workers),
+            "--bind", f"127.0.0.1:{port}", "--app", app,
+            *([] if access_log else ["--no-access-log"])]
+
+
+def pin_process(pid: int, core: set) -> None:
+    """Pin every thread of process ``pid`` to ``core`` (a granian worker runs Python and Rust
+    threads; ``sched_setaffinity(pid)`` alone pins only its first thread)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(task), core)
+        except ProcessLookupError:
+            continue
 
 
 def wait_healthy(port: int, proc: subprocess.Popen, name: str = "the server") -> None:
@@ -111,7 +130,7 @@ def _worker_pid(master: int) -> int:
         if children:
             return int(children[0])
         time.sleep(0.05)
-    raise RuntimeError("no gunicorn worker")
+    raise RuntimeError("no worker process")
 
 
 def cpu_seconds(pid: int) -> float:

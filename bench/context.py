@@ -7,7 +7,7 @@
   before each call, so the batch's percent_rank query runs too; target ≤ 25 ms) and cached
   (target ≤ 2 ms); the same for performance and a mentor's student list;
 - a whole in-process request (auth, access check, audit row, JSON) through the Flask test client;
-- requests per second over HTTP on one gunicorn sync worker, cached and uncached.
+- requests per second over HTTP on one shipped-server worker, cached and uncached.
 
 Run: .venv/bin/python bench/context.py [--students 100000] [--attempts 50] [--calls 1000]
      [--seconds 10] [--explain] [--record]
@@ -200,7 +200,7 @@ def main() -> None:
         f"- Whole request in-process (Flask test client, session auth, LMS active check, "
         f"access check, audit row committed, JSON), cached data: p50 "
         f"{ms(request_cached, 50)}, p95 {ms(request_cached, 95)}.",
-        f"- HTTP, one gunicorn sync worker, {args.threads} client threads, {args.seconds:g} s "
+        f"- HTTP, one shipped-server worker, {args.threads} client threads, {args.seconds:g} s "
         f"each, client, worker and PostgreSQL on the same machine (load average "
         f"{load:.1f}): cached profile **{rps_cached:.0f} req/s** wall clock, worker CPU "
         f"{cpu_cached:.2f} ms per request = **{1000 / cpu_cached:.0f} req/s per core**; "

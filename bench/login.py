@@ -2,7 +2,7 @@
 
 - demo LMS generation time (default 100k students, 5M attempts);
 - directory lookup p50 on that LMS (target ≤ 1 ms);
-- HTTP logins per second on one gunicorn worker with a fast test hash (pbkdf2, 1000 rounds);
+- HTTP logins per second on one shipped-server worker with a fast test hash (pbkdf2, 1000 rounds);
 - the bridge's own cost per login, everything but the hash, p50 (target ≤ 3 ms): the worker's
   own time per POST /login (Server-Timing from bench/timed_wsgi.py, so the load generator's
   time is not counted) minus the raw hash cost measured in the same run;
@@ -90,7 +90,7 @@ def main() -> None:
         f"- raw hash cost (pbkdf2_sha256, 1000 rounds): p50 {raw:.3f} ms",
         f"- POST /login, worker's own time (Server-Timing): p50 {server_ms:.3f} ms → the "
         f"bridge's own cost per login p50 {server_ms - raw:.3f} ms (target ≤ 3 ms)",
-        f"- HTTP, one gunicorn sync worker: {args.logins / elapsed:.0f} logins/s (each a GET of "
+        f"- HTTP, one shipped-server worker: {args.logins / elapsed:.0f} logins/s (each a GET of "
         f"the form plus the POST, fresh client each), POST p50 seen by the client "
         f"{percentile([c for _s, c in success], 50):.2f} ms",
         "- POST /login p50 by outcome, worker time / client time (enumeration resistance): "

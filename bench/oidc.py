@@ -1,8 +1,8 @@
 """OIDC token endpoint throughput on one worker, beside raw RS256 signing cost.
 
 Starts its own embedded PostgreSQL with a demo LMS (fast hashes), registers a service client
-(client credentials) and a relying party (code + refresh), serves the app with one gunicorn
-sync worker, and drives it over HTTP from a few client threads:
+(client credentials) and a relying party (code + refresh), serves the app with one worker of
+the shipped server (deploy/serve.py), and drives it over HTTP from a few client threads:
 
 - client-credentials grants/s (client auth by keyed hash, one opaque token stored as a hash);
 - refresh grants/s (rotation: find the family, check the person in the LMS, new token pair);

@@ -1,7 +1,7 @@
 """The bridge side by side with the leading certified provider (issue 15).
 
 - OIDC token endpoint: the bridge (one worker process of the server ``--server`` names, by
-  default gunicorn's sync worker as bench/oidc.py runs it; CPU of its whole process tree) against
+  default the shipped launcher as bench/oidc.py runs it; CPU of its whole process tree) against
   panva's ``oidc-provider`` for Node (one process) with a PostgreSQL adapter
   (bench/peers/pg_adapter.mjs: one durable row per artefact, looked up by a digest of the
   token, synchronous commit as the server's default), both on loopback, both storing in the
@@ -45,7 +45,7 @@ from common import (
     split_cores,
 )
 from oidc import basic, drive, post_token, setup_clients
-from servers import SERVERS, serve, tree_cpu
+from servers import SERVERS, SHIPPED, serve, tree_cpu
 
 NPM_PINS = ["oidc-provider@9.13.3", "samlify@2.13.1", "pg@8.23.1"]
 PEERS = Path(__file__).resolve().parent / "peers"
@@ -172,7 +172,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="per side, grant and round")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--saml-responses", type=int, default=200, help="per side and round")
-    parser.add_argument("--server", choices=list(SERVERS), default="gunicorn sync",
+    parser.add_argument("--server", choices=list(SERVERS), default=SHIPPED,
                         help="the HTTP server the bridge runs under (bench/servers.py)")
     parser.add_argument("--append", action="store_true",
                         help="append the figures to docs/benchmarks.md")

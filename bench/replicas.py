@@ -1,7 +1,7 @@
 """LMS queries per 1,000 context reads across 2 replicas × 4 workers, with and without the
 shared (Redis) cache level (issue 15).
 
-Two gunicorn servers of 4 sync workers each stand for two replicas; 8 client threads send
+Two shipped servers (deploy/serve.py), 4 workers each, stand for two replicas; 8 client threads send
 1,000 cached-or-not context reads (GET /api/v1/lms/students/<id>/profile with a service token)
 over ``--students`` distinct students, alternating between the replicas. The LMS's work is
 counted as the transactions its database committed meanwhile (pg_stat_database; the bridge
@@ -26,7 +26,7 @@ from contextlib import ExitStack, contextmanager
 
 import psycopg2
 from before_after import get_json
-from common import ROOT, database, free_port, machine, record, wait_healthy
+from common import ROOT, database, free_port, machine, record, shipped_server, wait_healthy
 from oidc import basic, post_token, setup_clients
 
 
@@ -59,11 +59,10 @@ def redis_server():
 
 @contextmanager
 def replica(env: dict, port: int, workers: int):
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(workers), "-b",
-                             f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
-                            cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(shipped_server(port, workers=workers), cwd=ROOT,
+                            env={**env, "PYTHONPATH": str(ROOT)})
     try:
-        wait_healthy(port, proc, "gunicorn")
+        wait_healthy(port, proc, "deploy/serve.py")
         yield port
     finally:
         proc.terminate()
@@ -143,7 +142,7 @@ def main() -> int:
     lines = [f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
              f", taken under load. Command: `.venv/bin/python bench/replicas.py --reads "
              f"{args.reads} --students {args.students} --threads {args.threads}`: 2 replicas × 4 "
-             f"gunicorn sync workers, {args.reads} profile reads over {args.students} students, "
+             f"shipped-server workers, {args.reads} profile reads over {args.students} students, "
              f"empty caches at the start.", "",
              "| cache | LMS queries (transactions) for the reads | per 1,000 reads |",
              "|---|---|---|"]

@@ -4,7 +4,7 @@ HTTP on one worker, beside the raw xmlsec signing cost of the same document in t
 Targets: ≥ 300 responses/s per core, and per-response time ≤ 2× the raw signing cost.
 
 Set-up: an embedded PostgreSQL with the bridge database and a demo LMS (fast hashes), Zulip
-registered as SP, gunicorn with one sync worker pinned to a core of its own (the client and
+registered as SP, the shipped server with one worker pinned to a core of its own (the client and
 PostgreSQL share the others), one signed-in requests session; each request
 is an IdP-initiated ``GET /saml/sso/init?sp=...`` answered with the auto-POST page carrying a
 Response whose Assertion and Response are both signed (Zulip's default profile).
@@ -21,7 +21,7 @@ import re
 import time
 from urllib.parse import urlencode, urlsplit
 
-from common import cpu_seconds, database, machine, one_worker, percentile, split_cores
+from common import cpu_seconds, database, machine, one_worker, percentile, pin_process, split_cores
 
 ZULIP = "https://zulip.example.edu"
 ZULIP_ACS = ZULIP + "/complete/saml/"
@@ -108,7 +108,7 @@ def main() -> None:
 
         with one_worker(env) as (base, worker):
             if cores:
-                os.sched_setaffinity(worker, cores[1])
+                pin_process(worker, cores[1])
             session = requests.Session()
             token = CSRF.search(session.get(base + "/login").text).group(1)
             response = session.post(base + "/login", allow_redirects=False, data={
@@ -151,7 +151,7 @@ def main() -> None:
                 chunk_raw.append(raw_signing_cost(key, document, 60))
                 if cores:
                     os.sched_setaffinity(0, cores[0])
-            # The floor every request pays on this stack (gunicorn, TCP, Flask, the app's
+            # The floor every request pays on this stack (the HTTP server, TCP, Flask, the app's
             # hooks): GET /healthz, which touches no database.
             for _ in range(100):
                 fetch("/healthz")
@@ -175,7 +175,7 @@ def main() -> None:
         f"RSA-2048/SHA-256, {size} bytes): p50 {raw * 1000:.3f} ms (median of the "
         f"{args.chunks} chunks' p50s); whole build_response (build + both signatures + "
         f"serialise) p50 {raw_build * 1000:.3f} ms",
-        f"- HTTP, one gunicorn sync worker "
+        f"- HTTP, one shipped-server worker "
         f"{'on a core of its own (client and PostgreSQL on the others)' if cores else ''}, "
         f"established session, IdP-initiated "
         f"/saml/sso/init, {responses} responses: {rate:.0f} signed responses/s wall clock "

@@ -1,11 +1,13 @@
 """Which HTTP server to run the bridge under, chosen by figures (issue 15): the same app, one
-worker process each, under gunicorn's sync worker, gunicorn's gthread worker and granian's
-WSGI interface, interleaved rounds of GET /healthz (the floor every request pays) and a
-client_credentials grant. The cost is the CPU of the whole server process tree (arbiter and
-worker; /proc/<pid>/task/*/schedstat) plus PostgreSQL's, per request; each request opens its own
-connection, as a token client or a proxy without upstream keep-alive does.
+worker process each, under the shipped launcher (deploy/serve.py: granian WSGI with its
+settings), gunicorn's sync and gthread workers and plain granian WSGI, interleaved rounds of
+GET /healthz (the floor every request pays) and a client_credentials grant. The cost is the CPU
+of the whole server process tree (arbiter and worker; /proc/<pid>/task/*/schedstat) plus
+PostgreSQL's, per request; each request opens its own connection, as a token client or a proxy
+without upstream keep-alive does.
 
     .venv/bin/python bench/servers.py [--rounds 5] [--seconds 3] [--threads 4] [--append]
+        [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -25,13 +27,17 @@ from common import (
     database,
     machine,
     percentile,
+    pin_process,
     record,
+    shipped_server,
     split_cores,
     wait_healthy,
 )
 from oidc import basic, drive, get_health, post_token, setup_clients
 
+SHIPPED = "shipped: deploy/serve.py (granian WSGI, 4 threads)"
 SERVERS = {
+    SHIPPED: ["deploy/serve.py"],  # the unit's launcher and settings (bench/common.py)
     "gunicorn sync": ["-m", "gunicorn", "-w", "1", "--backlog", "256", "--log-level", "warning"],
     "gunicorn gthread (4 threads)": ["-m", "gunicorn", "-w", "1", "-k", "gthread",
                                      "--threads", "4", "--log-level", "warning"],
@@ -73,7 +79,10 @@ def serve(env: dict, name: str, port: int, core: set | None, root: Path = ROOT):
     """The app from the source tree ``root`` under server ``name``; yields the server's pid
     once /healthz answers; its processes pinned to ``core``."""
     args = list(SERVERS[name])
-    if args[1] == "gunicorn":
+    if name == SHIPPED:
+        args = shipped_server(port, workers=1)[1:]
+        args[0] = str(root / "deploy" / "serve.py")
+    elif args[1] == "gunicorn":
         args += ["-b", f"127.0.0.1:{port}", "wsgi:app"]
     else:
         args += ["--host", "127.0.0.1", "--port", str(port), "wsgi:app"]
@@ -83,12 +92,15 @@ def serve(env: dict, name: str, port: int, core: set | None, root: Path = ROOT):
         wait_healthy(port, proc, name)
         if core:
             for member in tree(proc.pid):
-                for task in os.listdir(f"/proc/{member}/task"):
-                    os.sched_setaffinity(int(task), core)
+                pin_process(member, core)
         yield proc.pid
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=40)  # both servers give requests in flight 30 s to finish
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def main() -> int:
@@ -97,7 +109,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--append", action="store_true")
+    parser.add_argument("--only", action="append", choices=list(SERVERS),
+                        help="measure only these servers (repeatable; default all)")
     args = parser.parse_args()
+    servers = args.only or list(SERVERS)
     cores = split_cores()
     if cores:
         os.sched_setaffinity(0, cores[0])
@@ -113,7 +128,7 @@ def main() -> int:
                 port, auth, {"grant_type": "client_credentials", "scope": "lms.context"}),
         }
         for n in range(args.rounds):
-            names = list(SERVERS) if n % 2 == 0 else list(reversed(SERVERS))
+            names = servers if n % 2 == 0 else list(reversed(servers))
             for name in names:
                 with serve(env, name, port, cores[1] if cores else None) as pid:
                     for work, step in works.items():
@@ -128,12 +143,13 @@ def main() -> int:
                               flush=True)
     lines = [f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
              f", taken under load. Command: `.venv/bin/python bench/servers.py --rounds "
-             f"{args.rounds} --seconds {args.seconds:g} --threads {args.threads}`; one worker "
-             f"process per server, pinned to one core; a new connection per request.", "",
+             f"{args.rounds} --seconds {args.seconds:g} --threads {args.threads}"
+             + "".join(f" --only '{name}'" for name in args.only or ()) + "`; one worker "
+             "process per server, pinned to one core; a new connection per request.", "",
              "| server | GET /healthz, server CPU ms per request, median (range) | "
              "client_credentials, server + PostgreSQL CPU ms, median (range of server) |",
              "|---|---|---|"]
-    for name in SERVERS:
+    for name in servers:
         health = figures[(name, "GET /healthz")]
         grant = figures[(name, "client_credentials")]
         pg = figures[(name, "client_credentials pg")]

@@ -1,7 +1,7 @@
-"""Memory soak (issue 15): 4 gunicorn sync workers, 20 client threads, a few minutes of
+"""Memory soak (issue 15): the shipped server with 4 workers, 20 client threads, a few minutes of
 mixed traffic (context reads over many students, client-credentials grants, /healthz); prints
 each worker's RSS once a minute, and the first worker's tracemalloc growth by allocation site
-(bench/soak_gunicorn.py), to tell bounded caches filling from a leak.
+(bench/soak_app.py), to tell bounded caches filling from a leak.
 
 Also measures, in this process, what one cached student costs (profile, owner, metrics and
 batch entries, tracemalloc), from which the ceiling per worker at a given cache size follows.
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from before_after import get_json
-from common import ROOT, database, machine, record, wait_healthy
+from common import ROOT, database, machine, record, shipped_server, wait_healthy
 from oidc import basic, get_health, post_token, setup_clients
 
 
@@ -72,13 +72,11 @@ def main() -> int:
         auth = basic(*service)
         port = int(env["BENCH_PORT"])
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", "4", "-b", f"127.0.0.1:{port}",
-             "--log-level", "warning", "-c", str(ROOT / "bench" / "soak_gunicorn.py"),
-             "wsgi:app"], cwd=ROOT,
-            env={**env, "PYTHONPATH": str(ROOT), "SOAK_TRACE_FILE": str(trace)})
+            shipped_server(port, workers=4, app="soak_app:app"), cwd=ROOT,
+            env={**env, "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}", "SOAK_TRACE_FILE": str(trace)})
         rows: list[list[float]] = []
         try:
-            wait_healthy(port, proc, "gunicorn")
+            wait_healthy(port, proc, "deploy/serve.py")
             token = post_token(port, auth, {"grant_type": "client_credentials",
                                             "scope": "lms.context"})["access_token"]
             stop = threading.Event()
@@ -121,9 +119,9 @@ def main() -> int:
     traced = trace.read_text() if trace.exists() else "(no trace written)"
     lines = [f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
              f", taken under load. Command: `.venv/bin/python bench/soak.py --minutes "
-             f"{args.minutes} --clients {args.clients} --students {args.students}` (4 gunicorn "
-             f"sync workers; 80 % context reads over {args.students} students, 10 % "
-             f"client-credentials grants, 10 % /healthz).", "",
+             f"{args.minutes} --clients {args.clients} --students {args.students}` (the "
+             f"shipped server, 4 workers of 4 threads; 80 % context reads over "
+             f"{args.students} students, 10 % client-credentials grants, 10 % /healthz).", "",
              "| minute | " + " | ".join(f"worker {n + 1} RSS MB" for n in range(len(rows[0])))
              + " |", "|---" * (len(rows[0]) + 1) + "|"]
     for minute, row in enumerate(rows, 1):

@@ -140,7 +140,8 @@ def _directory(settings: Settings, env: Mapping[str, str]) -> Directory:
     from .config import env_int
 
     set_bulkhead(env_int(env, "LMS_MAX_CONCURRENT", 8, minimum=1, maximum=1000),
-                 env.get("LMS_BULKHEAD_DIR") or None)
+                 env.get("LMS_BULKHEAD_DIR") or None,
+                 env_int(env, "LMS_MAX_CONCURRENT_PER_WORKER", 0, minimum=0, maximum=1000) or None)
     engine = create_lms_engine(settings.lms_database_url,
                                statement_timeout_ms=settings.lms_statement_timeout_ms,
                                connect_timeout=settings.lms_connect_timeout)

@@ -78,30 +78,31 @@ class KeyStore:
         self.directory = directory
         self.common_name = common_name
         self._loaded_mtime: float | None = None
-        self._state: dict = {}
-        self._keys: dict[str, SigningKey] = {}
+        # (state, keys) replaced as one value: a request thread never reads one file's state
+        # with another's keys while a rotation is being loaded.
+        self._loaded: tuple[dict, dict[str, SigningKey]] = ({}, {})
 
     # -- reading -------------------------------------------------------------------------
     def current(self) -> SigningKey:
         """The key that signs now (created at first use)."""
-        self._refresh()
-        return self._keys[self._state["current"]]
+        state, keys = self._refresh()
+        return keys[state["current"]]
 
     def staged(self) -> SigningKey | None:
         """The next key: published, not yet signing."""
-        self._refresh()
-        kid = self._state.get("next")
-        return self._keys[kid] if kid else None
+        state, keys = self._refresh()
+        kid = state.get("next")
+        return keys[kid] if kid else None
 
     def published(self) -> list[SigningKey]:
         """Current, staged, and retired keys still inside their grace period."""
-        self._refresh()
-        kids = [self._state["current"]]
-        if self._state.get("next"):
-            kids.append(self._state["next"])
+        state, keys = self._refresh()
+        kids = [state["current"]]
+        if state.get("next"):
+            kids.append(state["next"])
         floor = clock.timestamp() - RETIRED_GRACE
-        kids += [r["kid"] for r in self._state.get("retired", []) if r["retired_at"] >= floor]
-        return [self._keys[k] for k in kids if k in self._keys]
+        kids += [r["kid"] for r in state.get("retired", []) if r["retired_at"] >= floor]
+        return [keys[k] for k in kids if k in keys]
 
     def get(self, kid: str) -> SigningKey | None:
         return next((k for k in self.published() if k.kid == kid), None)
@@ -146,7 +147,8 @@ class KeyStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _refresh(self) -> None:
+    def _refresh(self) -> tuple[dict, dict[str, SigningKey]]:
+        """The loaded (state, keys), re-read when ``state.json`` changed."""
         try:
             mtime = os.stat(self._state_path()).st_mtime
         except FileNotFoundError:
@@ -155,13 +157,16 @@ class KeyStore:
                     self._write_state({"current": self._create_key(), "next": None,
                                        "retired": []})
             mtime = os.stat(self._state_path()).st_mtime
+        loaded = self._loaded
         if mtime == self._loaded_mtime:
-            return
+            return loaded
         state = self._read_state()
         kids = [state["current"]] + ([state["next"]] if state.get("next") else []) + \
             [r["kid"] for r in state.get("retired", [])]
-        self._keys = {kid: self._keys.get(kid) or self._load_key(kid) for kid in kids}
-        self._state, self._loaded_mtime = state, mtime
+        keys = {kid: loaded[1].get(kid) or self._load_key(kid) for kid in kids}
+        self._loaded = (state, keys)
+        self._loaded_mtime = mtime
+        return state, keys
 
     def _read_state(self) -> dict:
         with open(self._state_path()) as fh:

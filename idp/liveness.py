@@ -76,18 +76,23 @@ class LivenessService:
         self.settings = settings or LivenessSettings()
         self._cache: OrderedDict[str, Liveness] = OrderedDict()
         self._lock = threading.Lock()
+        # Bumped by every forget: an LMS answer read before a forget is not cached after it
+        # (request threads and the revocation listener run at the same time).
+        self._generation = 0
 
     @property
     def breaker(self) -> LMSBreaker:
         """The LMS adapter's breaker (one per LMS, shared with the context service)."""
         return self.directory.breaker
 
-    def _cached(self, subject: str) -> Liveness | None:
+    def _cached(self, subject: str) -> tuple[Liveness | None, int]:
         with self._lock:
-            return self._cache.get(subject)
+            return self._cache.get(subject), self._generation
 
-    def _store(self, subject: str, answer: Liveness) -> None:
+    def _store(self, subject: str, answer: Liveness, generation: int) -> None:
         with self._lock:
+            if generation != self._generation:
+                return
             self._cache[subject] = answer
             self._cache.move_to_end(subject)
             while len(self._cache) > self.settings.cache_size:
@@ -97,7 +102,7 @@ class LivenessService:
         """Whether ``subject`` is active now and who they are (see the module's policies).
         Raises LMSUnavailable when the LMS cannot answer and the policy allows no stand-in."""
         now = clock.now()
-        cached = self._cached(subject)
+        cached, generation = self._cached(subject)
         age = (now - cached.checked_at).total_seconds() if cached is not None else None
         if age is not None and 0 <= age < self.settings.cache_seconds:
             return cached
@@ -109,7 +114,7 @@ class LivenessService:
                 return Liveness(cached.person, True, cached.checked_at)
             raise
         answer = Liveness(person if person is not None and person.active else None, False, now)
-        self._store(subject, answer)
+        self._store(subject, answer, generation)
         return answer
 
     def active_person(self, subject: str, policy: Policy = Policy.FAIL_CLOSED) -> Person | None:
@@ -120,10 +125,12 @@ class LivenessService:
         """Drop the cached answer (the person was revoked or changed)."""
         with self._lock:
             self._cache.pop(subject, None)
+            self._generation += 1
 
     def forget_all(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._generation += 1
 
 
 def init_app(app: Flask) -> None:

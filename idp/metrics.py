@@ -1,14 +1,17 @@
 """Prometheus metrics on one registry, served at /metrics (text exposition format).
 
-Feature packages declare their own metrics on :data:`REGISTRY`. With several gunicorn workers,
+Feature packages declare their own metrics on :data:`REGISTRY`. With several worker processes,
 ``PROMETHEUS_MULTIPROC_DIR`` (set by the shipped unit, deploy/) makes every worker write its
 values to files there and ``/metrics`` answer their sum (prometheus_client's multiprocess mode),
-so one scrape per replica sees every worker."""
+so one scrape per replica sees every worker. Counters and histograms of a worker that died
+still count; a gauge says something about a live process, so gauges are declared with a
+``live*`` multiprocess mode and a dead worker's are dropped before each scrape."""
 
+import glob
 import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -33,11 +36,37 @@ HTTP_SECONDS = Histogram("idp_http_request_seconds", "Time to answer an HTTP req
                                   10.0, 30.0))
 
 
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def drop_dead_gauges(directory: str) -> list[int]:
+    """``mark_process_dead`` for every process whose live gauges are on file but which no
+    longer runs (the server's replacement for a per-worker exit hook, which granian lacks);
+    returns those pids."""
+    dead = set()
+    for path in glob.glob(os.path.join(directory, "gauge_live*_*.db")):
+        pid = os.path.basename(path).removesuffix(".db").rsplit("_", 1)[-1]
+        if pid.isdigit() and not _running(int(pid)):
+            dead.add(int(pid))
+    for pid in dead:
+        mark_process_dead(pid, directory)
+    return sorted(dead)
+
+
 def scrape_registry() -> CollectorRegistry:
-    """What ``/metrics`` exposes: the sum over all worker processes in multiprocess mode,
-    else this process's registry."""
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    """What ``/metrics`` exposes: the sum over all worker processes in multiprocess mode
+    (live gauges of dead workers dropped first), else this process's registry."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
         return REGISTRY
+    drop_dead_gauges(directory)
     registry = CollectorRegistry()
     MultiProcessCollector(registry)
     return registry

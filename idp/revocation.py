@@ -161,7 +161,7 @@ class RevocationListener(threading.Thread):
 
 
 def init_app(app: Flask) -> None:
-    """Start this process's listener with its first request (gunicorn workers each get one);
+    """Start this process's listener with its first request (each worker process gets one);
     ``IDP_REVOCATION_LISTENER=off`` disables it (on by default, off under TESTING unless
     set to on)."""
     setting = str(app.config["IDP_ENV"].get("IDP_REVOCATION_LISTENER", "")).strip().lower()

@@ -100,6 +100,8 @@ def main() -> int:
   a launch link:   ./scripts/run flask lms launch-link student1
   Ctrl-C stops the bridge and its PostgreSQL.
 """, flush=True)
+    # The demo keeps Flask's threaded development server (one process, tracebacks on the
+    # console, nothing to clean up); production and the https tests run deploy/serve.py.
     procs = [subprocess.Popen([*flask, "run", "--host", "127.0.0.1", "--port",
                                str(args.port)], env=env, cwd=ROOT)]
     procs += [subprocess.Popen(cmd, env=env, cwd=ROOT) for cmd in extra_processes(flask, env)]

@@ -25,7 +25,7 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 DEMO_STUDENTS = 60
 LAUNCH_SECRET = "test-launch-secret-0123456789abcdef0123"
 
-# The https topology (nginx + gunicorn replicas, tests/deployed/fixtures.py) is a plugin so that
+# The https topology (nginx + shipped replicas, tests/deployed/fixtures.py) is a plugin so that
 # tests outside tests/deployed (the OpenID conformance modules, pysaml2) can run over it too;
 # a conftest fixture would be visible to tests/deployed only.
 pytest_plugins = ("tests.deployed.fixtures",)

@@ -157,3 +157,92 @@ class Browser(VerifyingSession):
         if method.upper() == "POST":
             headers = {"Origin": self.origin, **(headers or {})}
         return super().request(method, url, *args, headers=headers, **options)
+
+
+# -- the shipped web server ------------------------------------------------------------------
+ACCESS_LINE = re.compile(r'^\[(\d+)\] \S+ "(\S+) (\S+) [^"]*" (\d{3}) ')
+
+
+def bridge_command(port: int, metrics_dir) -> tuple[list[str], dict[str, str]]:
+    """The web unit's ExecStart= (deploy/systemd/lms-zulip-bridge.service, which runs
+    deploy/serve.py) and its Environment=, with only paths, the port and the metrics directory
+    substituted: every test that needs the bridge as deployed starts it from here."""
+    from tests.deployed.topology import unit_command
+
+    command, environment = unit_command("lms-zulip-bridge.service", port=port)
+    environment["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    return command, environment
+
+
+def access_lines(text: str) -> list[tuple[str, str, str, str]]:
+    """(worker pid, method, path, status) of each access-log line of deploy/serve.py."""
+    return [match.groups() for match in map(ACCESS_LINE.match, text.splitlines()) if match]
+
+
+def wait_healthy(base_url: str, proc, timeout: float = 90.0) -> None:
+    """Wait until ``base_url``/healthz answers 200; fails at once if ``proc`` exited."""
+    def answers() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited with {proc.returncode} before answering")
+        try:
+            return requests.get(base_url + "/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_for(answers, timeout, f"{base_url}/healthz")
+
+
+class ShippedServer:
+    """The shipped web server started by a test (context manager): ``base`` is its URL,
+    ``log`` the file holding its output (access log included), ``metrics_dir`` its
+    PROMETHEUS_MULTIPROC_DIR."""
+
+    def __init__(self, env: dict[str, str], directory) -> None:
+        import os
+        from pathlib import Path
+
+        self.directory = Path(directory)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = self.directory / "server.log"
+        self.metrics_dir = self.directory / "metrics"
+        self.command, unit_env = bridge_command(self.port, self.metrics_dir)
+        self.env = {**os.environ, **env, **unit_env}
+        self.proc = None
+
+    def __enter__(self) -> ShippedServer:
+        import subprocess
+        from pathlib import Path
+
+        root = Path(__file__).resolve().parent.parent
+        self._handle = open(self.log, "w")  # noqa: SIM115 - closed in __exit__
+        self.proc = subprocess.Popen(self.command, stdout=self._handle,
+                                     stderr=subprocess.STDOUT, cwd=root, env=self.env)
+        try:
+            wait_healthy(self.base, self.proc)
+            # every worker serving (one still loading the app ignores a SIGTERM until it
+            # serves: granian then kills it after the graceful timeout)
+            wait_for(lambda: 0 < self.output().count("Spawning worker-")
+                     == self.output().count("Started worker-"), 90, "every worker started")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        stop_process(self.proc, timeout=40)
+        self._handle.close()
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes' pids (the launcher's children, whichever of its threads
+        started them), from /proc."""
+        import os
+
+        pids = []
+        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
+            with open(f"/proc/{self.proc.pid}/task/{task}/children") as fh:
+                pids += [int(pid) for pid in fh.read().split()]
+        return sorted(pids)

@@ -1,6 +1,6 @@
 """Behind the proxy: cookies (Secure, HttpOnly, SameSite), HSTS, and every absolute URL the
 bridge emits built from IDP_ISSUER, whatever Host or X-Forwarded-* a client sends (these are
-app-level checks; tests/deployed/ repeats them through nginx and straight at gunicorn)."""
+app-level checks; tests/deployed/ repeats them through nginx and straight at a replica)."""
 
 from __future__ import annotations
 

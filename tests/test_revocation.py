@@ -1,15 +1,11 @@
 """Revocation: one call ends sessions, OIDC tokens and codes, SAML logins and cached answers in
 the caller's transaction (all or nothing), and every web process drops the person from its
-caches within a second (LISTEN/NOTIFY), proven with several gunicorn workers."""
+caches within a second (LISTEN/NOTIFY), proven with the shipped server's workers."""
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,9 +16,8 @@ from idp.extensions import db
 from idp.models import LoginSession
 from idp.oidc.models import OIDCToken
 from idp.saml.models import SamlLogin
-from tests.helpers import client_login, free_port, stored_bearer
+from tests.helpers import ShippedServer, access_lines, client_login, stored_bearer
 
-ROOT = Path(__file__).resolve().parent.parent
 PROFILE = "/api/v1/lms/students/{}/profile"
 
 
@@ -66,55 +61,28 @@ def test_revoke_person_ends_everything_in_the_callers_transaction(app, client):
 
 
 @pytest.fixture
-def three_workers(env, tmp_path):
-    """gunicorn, three sync workers, a 300 s liveness cache, listeners on; access log with
-    the worker pid of each request."""
-    port = free_port()
-    log = tmp_path / "access.log"
-    worker_env = {**os.environ, **env, "IDP_LIVENESS_CACHE_SECONDS": "300",
-                  "IDP_REVOCATION_LISTENER": "on", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "3", "-b",
-                             f"127.0.0.1:{port}", "--log-level", "warning",
-                             "--access-logfile", str(log), "--access-logformat",
-                             "%(p)s %(s)s %(U)s", "wsgi:app"], cwd=ROOT, env=worker_env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(base + "/healthz", timeout=2).status_code == 200:
-                break
-        except requests.RequestException:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("gunicorn did not start") from None
-            time.sleep(0.1)
-    yield base, log
-    proc.terminate()
-    proc.wait(timeout=20)
+def workers(env, tmp_path):
+    """The shipped server (its unit's 4 workers of 4 threads), a 300 s liveness cache,
+    listeners on; its access log names the worker of each request."""
+    with ShippedServer({**env, "IDP_LIVENESS_CACHE_SECONDS": "300",
+                        "IDP_REVOCATION_LISTENER": "on"}, tmp_path) as server:
+        yield server
 
 
-def _pids(log: Path, path: str, status: str | None = None) -> set[str]:
-    pids = set()
-    for line in log.read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[2] == path and (status is None or parts[1] == status):
-            pids.add(parts[0])
-    return pids
+def _lines(server: ShippedServer) -> list[tuple[str, str, str]]:
+    """(worker pid, status, path) of each request so far."""
+    return [(pid, status, path) for pid, _method, path, status in access_lines(server.output())]
 
 
-def _lines(log: Path) -> list[list[str]]:
-    return [line.split() for line in log.read_text().splitlines() if len(line.split()) == 3]
-
-
-def test_every_gunicorn_worker_drops_the_person_within_a_second(app, three_workers, lms_admin):
-    base, log = three_workers
+def test_every_worker_drops_the_person_within_a_second(app, workers, lms_admin):
+    base, log, count = workers.base, workers, len(workers.worker_pids())
     headers = {"Authorization": f"Bearer {_token(app, 'student:1')}"}
     url, path = base + PROFILE.format(1), PROFILE.format(1)
-    for _ in range(300):  # until all three workers have cached "student:1 is active"
+    for _ in range(300):  # until every worker has cached "student:1 is active"
         assert requests.get(url, headers=headers, timeout=5).status_code == 200
-        if len({pid for pid, status, p in _lines(log) if p == path}) == 3:
+        if len({pid for pid, status, p in _lines(log) if p == path}) == count:
             break
-    assert len({pid for pid, _, p in _lines(log) if p == path}) == 3
+    assert len({pid for pid, _, p in _lines(log) if p == path}) == count
     with lms_admin.cursor() as cur:
         cur.execute("UPDATE students SET is_active = false WHERE id = 1")
     # the LMS says inactive, but each worker trusts its 300 s cache until told otherwise
@@ -128,7 +96,7 @@ def test_every_gunicorn_worker_drops_the_person_within_a_second(app, three_worke
     after = len(_lines(log))
     for _ in range(300):  # after it: every worker asks the LMS again
         assert requests.get(url, headers=headers, timeout=5).status_code == 401
-        if len({pid for pid, _, p in _lines(log)[after:] if p == path}) == 3:
+        if len({pid for pid, _, p in _lines(log)[after:] if p == path}) == count:
             break
     late = _lines(log)[after:]
-    assert len({pid for pid, _, _ in late}) == 3 and {s for _, s, _ in late} == {"401"}
+    assert len({pid for pid, _, _ in late}) == count and {s for _, s, _ in late} == {"401"}

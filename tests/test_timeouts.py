@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -26,6 +27,7 @@ class BlackHoleProxy:
     def __init__(self, target: str):
         self.target = target
         self.swallowing = threading.Event()
+        self.swallowed = threading.Event()   # set once bytes were held back
         self.server = socket.socket()
         self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.server.bind(("127.0.0.1", 0))
@@ -56,7 +58,7 @@ class BlackHoleProxy:
     def _drain(self, sock: socket.socket) -> None:
         try:
             while sock.recv(65536):
-                pass
+                self.swallowed.set()
         except OSError:
             return
 
@@ -67,6 +69,7 @@ class BlackHoleProxy:
                 if not data:
                     return
                 if self.swallowing.is_set():
+                    self.swallowed.set()
                     continue  # bytes in, nothing out
                 dst.sendall(data)
         except OSError:
@@ -173,7 +176,7 @@ def test_bulkhead_answers_a_quick_503_beyond_the_concurrency_limit(app, client, 
 
 
 def test_bulkhead_slots_are_shared_across_processes(tmp_path):
-    """gunicorn sync workers run one request each: the limit must bind across processes, or a
+    """The workers are separate processes: the limit must bind across processes, or a
     slow LMS ties up every worker (issue #11 item 6, bench/bulkhead.py)."""
     import subprocess
     import sys
@@ -226,3 +229,59 @@ def test_a_request_keeps_one_bulkhead_slot_for_all_its_lms_queries(tmp_path):
         with pytest.raises(lms_db.LMSBusy):
             with bulkhead.slot():
                 pass
+
+
+def test_under_the_shipped_server_a_stuck_lms_read_ends_in_503_and_healthz_answers(
+        app, env, proxy, tmp_path):
+    """granian has no per-request timeout (gunicorn killed a worker after 30 s): what bounds a
+    request is every database wait (statement timeout, client deadline, connect timeout). With
+    the LMS black-holed, reads on every worker end in a 503 well within nginx's 35 s, and
+    /healthz is answered meanwhile (each worker keeps a thread free of the LMS)."""
+    import requests
+
+    from tests.helpers import ShippedServer
+
+    headers = stored_bearer(app, "lms.context")
+    lms = _tcp_url(None, "lms_test", proxy.port, "idp_reader")
+    settings = {"LMS_DATABASE_URL": lms, "LMS_STATEMENT_TIMEOUT_MS": "1000",
+                "LMS_CONNECT_TIMEOUT": "2", "IDP_LIVENESS_CACHE_SECONDS": "0"}
+    with ShippedServer({**env, **settings}, tmp_path) as server:
+        url = server.base + "/api/v1/lms/students/{}/profile"
+        assert requests.get(url.format(1), headers=headers, timeout=20).status_code == 200
+        proxy.swallow()
+
+        def read(student: int) -> int:  # a hung read would fail on requests' own timeout
+            return requests.get(url.format(student), headers=headers, timeout=30).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            reads = [pool.submit(read, student) for student in range(2, 10)]
+            health = [requests.get(server.base + "/healthz", timeout=30).status_code
+                      for _ in range(8)]
+            assert {future.result() for future in reads} == {503}
+        assert health == [200] * 8
+
+
+def test_a_stopping_server_finishes_the_request_in_flight(app, env, proxy, tmp_path):
+    """SIGTERM (systemctl stop, reload) while a request waits on the LMS: the worker finishes
+    it (here a 503 once the statement's deadline passes) before it exits; the client never sees
+    a reset connection."""
+    import signal
+
+    import requests
+
+    from tests.helpers import ShippedServer
+
+    headers = stored_bearer(app, "lms.context")
+    lms = _tcp_url(None, "lms_test", proxy.port, "idp_reader")
+    settings = {"LMS_DATABASE_URL": lms, "LMS_STATEMENT_TIMEOUT_MS": "1000",
+                "LMS_CONNECT_TIMEOUT": "2", "IDP_LIVENESS_CACHE_SECONDS": "0"}
+    with ShippedServer({**env, **settings}, tmp_path) as server, ThreadPoolExecutor(1) as pool:
+        url = server.base + "/api/v1/lms/students/{}/profile"
+        assert requests.get(url.format(1), headers=headers, timeout=20).status_code == 200
+        proxy.swallow()
+        read = pool.submit(requests.get, url.format(2), headers=headers, timeout=30)
+        assert proxy.swallowed.wait(20)          # the request is now waiting on the LMS
+        server.proc.send_signal(signal.SIGTERM)
+        assert read.result().status_code == 503
+        assert server.proc.wait(timeout=40) == 0
+    assert "Killing worker" not in server.output()

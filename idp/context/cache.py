@@ -72,6 +72,9 @@ class ContextCache:
         # Holds every kind; four times the fresh size so stale copies outlive fresh ones.
         self._good = _TaggedLRU(maxsize * 4, self._untag)
         self._ttls = dict(ttls)
+        # Bumped by every drop and clear: an answer read from the LMS before one is not
+        # cached after it (request threads and the invalidation listeners run concurrently).
+        self._generation = 0
         self.shared = shared
         if shared is not None:
             shared.listen(self._drop_local)
@@ -106,9 +109,21 @@ class ContextCache:
             return None
         return entry
 
-    def put(self, kind: str, key: Hashable, value: Any, tags: Iterable[str] = ()) -> Cached:
-        """Store an answer just read from the LMS, here and in the shared level."""
+    def generation(self) -> int:
+        """Take it before reading the LMS and give it to :meth:`put`."""
+        with self._lock:
+            return self._generation
+
+    def put(self, kind: str, key: Hashable, value: Any, tags: Iterable[str] = (),
+            since: int | None = None) -> Cached:
+        """Store an answer just read from the LMS, here and in the shared level; not stored
+        when something was dropped since ``since`` (:meth:`generation` before the read): the
+        answer may predate the change that dropped it."""
         tags = tuple(dict.fromkeys(tags))
+        if since is not None:
+            with self._lock:
+                if since != self._generation:
+                    return Cached(value, _timer())
         entry = self._store(kind, key, Cached(value, _timer()), tags)
         if self.shared is not None:
             self.shared.put(kind, key, value, entry.fetched_at, tags)
@@ -135,6 +150,7 @@ class ContextCache:
 
     def _drop_local(self, tag: str) -> int:
         with self._lock:
+            self._generation += 1
             keys = list(self._tags.get(tag, ()))
             for full_key in keys:
                 kind, key = full_key
@@ -145,6 +161,7 @@ class ContextCache:
 
     def clear(self) -> None:
         with self._lock:
+            self._generation += 1
             for store in self._fresh.values():
                 store.clear()
             self._good.clear()

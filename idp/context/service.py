@@ -83,6 +83,7 @@ class ContextService:
         if entry is not None:
             CACHE_LOOKUPS.labels(kind, "hit").inc()
             return Answer(entry.value, False, entry.fetched_at)
+        since = self.cache.generation()
         try:
             value = self.breaker.call(fetch)
         except LMSUnavailable:
@@ -95,7 +96,7 @@ class ContextService:
         CACHE_LOOKUPS.labels(kind, "miss").inc()
         if value is None:
             return None
-        stored: Cached = self.cache.put(kind, key, value, tags(value))
+        stored: Cached = self.cache.put(kind, key, value, tags(value), since)
         return Answer(value, False, stored.fetched_at)
 
     # -- who is asking -------------------------------------------------------------------

@@ -43,22 +43,26 @@ class LMSBusy(LMSUnavailable):
 
 class Bulkhead:
     """At most ``limit`` concurrent LMS queries across every process that shares ``directory``
-    (the gunicorn workers of one deployment), or in this process when ``directory`` is None.
+    (the workers of one deployment), or in this process when ``directory`` is None; and, when
+    ``per_process`` is given, at most that many in this process.
 
-    With gunicorn's sync workers each process runs one request at a time, so a per-process
-    limit never binds: a slow LMS ties up every worker and /healthz queues behind it. Slot
+    Without the shared limit a slow LMS ties up every worker and /healthz queues behind it.
+    The per-process one keeps a request thread of every worker free: the kernel hands each
+    connection to one worker's socket (SO_REUSEPORT), so a worker whose every thread waits on
+    the LMS cannot pass a /healthz on to another (deploy/serve.py sets it to threads − 1). Slot
     ``i`` is the file ``directory/slot-i`` locked with ``flock`` (released by the kernel if a
     worker dies) plus a thread lock (``flock`` does not exclude threads sharing a descriptor).
     A query waits at most :data:`SLOT_WAIT` seconds for a slot (a fast LMS frees one within
-    milliseconds), then fails with :class:`LMSBusy`; after such a failure the process does not
-    wait at all for :data:`SATURATED_FOR` seconds (a slow LMS holds slots for seconds, and a
-    sync worker waiting is a worker that serves nobody)."""
+    milliseconds), then fails with :class:`LMSBusy`; after a failure on the shared slots the
+    process does not wait at all for :data:`SATURATED_FOR` seconds (a slow LMS holds slots for
+    seconds, and a thread waiting is a thread that serves nobody)."""
 
     SLOT_WAIT = 0.1
     SATURATED_FOR = 1.0
 
-    def __init__(self, limit: int, directory: str | None = None):
-        self.limit, self.directory = limit, directory
+    def __init__(self, limit: int, directory: str | None = None, per_process: int | None = None):
+        self.limit, self.directory, self.per_process = limit, directory, per_process
+        self._here = threading.BoundedSemaphore(per_process) if per_process else None
         self._locks = [threading.Lock() for _ in range(limit)]
         self._files: dict[int, int] = {}
         self._pid = os.getpid()
@@ -90,21 +94,30 @@ class Bulkhead:
         if self.directory is not None:
             fcntl.flock(self._file(index), fcntl.LOCK_UN)
         self._locks[index].release()
+        if self._here is not None:
+            self._here.release()
 
     def acquire(self) -> int:
         """A free slot's index, waiting at most :data:`SLOT_WAIT`; else :class:`LMSBusy`."""
         now = time.monotonic()
         deadline = now if now < self._saturated_until else now + self.SLOT_WAIT
         start = os.getpid() % self.limit  # processes start their search at different slots
+        here = self._here is None
         while True:
-            for index in (*range(start, self.limit), *range(start)):
-                if self._try(index):
-                    return index
+            here = here or self._here.acquire(blocking=False)
+            if here:
+                for index in (*range(start, self.limit), *range(start)):
+                    if self._try(index):
+                        return index
             if (now := time.monotonic()) >= deadline:
-                self._saturated_until = now + self.SATURATED_FOR
+                if here and self._here is not None:
+                    self._here.release()
+                if here:  # the shared slots are held: the LMS is slow for everyone
+                    self._saturated_until = now + self.SATURATED_FOR
                 LMS_ERRORS.labels("bulkhead").inc()
-                raise LMSBusy(f"LMS busy: {self.limit} queries already in flight "
-                              f"(LMS_MAX_CONCURRENT)")
+                raise LMSBusy(f"LMS busy: {self.limit} queries in flight, or "
+                              f"{self.per_process} in this worker (LMS_MAX_CONCURRENT, "
+                              f"LMS_MAX_CONCURRENT_PER_WORKER)")
             time.sleep(0.005)
 
     @contextmanager
@@ -145,11 +158,14 @@ def end_request(_exc: BaseException | None = None) -> None:
 BULKHEAD = Bulkhead(int(os.environ.get("LMS_MAX_CONCURRENT", "8") or 8))
 
 
-def set_bulkhead(limit: int, directory: str | None = None) -> None:
-    """Set the bulkhead (create_app, from LMS_MAX_CONCURRENT and LMS_BULKHEAD_DIR)."""
+def set_bulkhead(limit: int, directory: str | None = None,
+                 per_process: int | None = None) -> None:
+    """Set the bulkhead (create_app, from LMS_MAX_CONCURRENT, LMS_BULKHEAD_DIR and
+    LMS_MAX_CONCURRENT_PER_WORKER)."""
     global BULKHEAD
-    if (limit, directory) != (BULKHEAD.limit, BULKHEAD.directory):
-        BULKHEAD = Bulkhead(limit, directory)
+    if (limit, directory, per_process) != (BULKHEAD.limit, BULKHEAD.directory,
+                                           BULKHEAD.per_process):
+        BULKHEAD = Bulkhead(limit, directory, per_process)
 
 
 def _show_state(state: str) -> None:

@@ -1,8 +1,8 @@
 """The https topology, started once per test session and shared by every test that asks for
 ``deployment`` (a plugin registered by tests/conftest.py):
 
-    Chromium ──https──▶ nginx (deploy/nginx site, test CA) ──▶ gunicorn replica A (4 workers)
-                                                          └─▶ gunicorn replica B (4 workers)
+    Chromium ──https──▶ nginx (deploy/nginx site, test CA) ──▶ replica A (granian, 4 workers)
+                                                          └─▶ replica B (granian, 4 workers)
     Chromium ──https──▶ peers: an OIDC relying party and a python3-saml SP (another site)
 
 Both replicas run the shipped unit's command line against one bridge database of their own
@@ -25,7 +25,14 @@ from idp import clock
 from idp.csrf import origin_of
 from idp.extensions import db
 from tests.conftest import launch_chromium, page_with_screenshot
-from tests.helpers import Browser, create_databases, free_port, http_login, wait_for
+from tests.helpers import (
+    Browser,
+    bridge_command,
+    create_databases,
+    free_port,
+    http_login,
+    wait_for,
+)
 from tests.saml.zulip_sp import ZulipSP
 
 from .peers import RelyingParty, ServiceProvider, TLSServer, peers_app
@@ -37,7 +44,6 @@ from .topology import (
     make_pki,
     nginx_main_conf,
     nginx_site,
-    unit_command,
 )
 
 REPLICAS = 2
@@ -47,7 +53,7 @@ REPLICAS = 2
 class Deployment:
     issuer: str                 # https://localhost:PORT, through nginx
     http_url: str               # nginx's plain-http server (redirects to https)
-    replicas: list[str]         # http://127.0.0.1:PORT of each gunicorn, bypassing nginx
+    replicas: list[str]         # http://127.0.0.1:PORT of each replica, bypassing nginx
     peers: str                  # https://127.0.0.1:PORT, the RP and the SP
     pki: TestPKI
     env: dict[str, str]
@@ -118,10 +124,8 @@ def deployment(pg, lms, env, tmp_path_factory):
     try:
         replicas = []
         for index, port in enumerate(replica_ports):
-            command, unit_env = unit_command("lms-zulip-bridge.service", port=port)
-            metrics_dir = base / f"metrics-{index}"
-            unit_env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-            processes.start(command, log=logs / f"gunicorn-{index}.log", cwd=ROOT,
+            command, unit_env = bridge_command(port, base / f"metrics-{index}")
+            processes.start(command, log=logs / f"replica-{index}.log", cwd=ROOT,
                             env={**os.environ, **bridge_env, **unit_env})
             replicas.append(f"http://127.0.0.1:{port}")
         site = base / "site.conf"
@@ -142,7 +146,7 @@ def deployment(pg, lms, env, tmp_path_factory):
                 return False
 
         for url in replicas:
-            wait_for(lambda url=url: answers(url), 90, f"gunicorn at {url}")
+            wait_for(lambda url=url: answers(url), 90, f"replica at {url}")
         wait_for(lambda: answers(issuer, verify=str(pki.ca_pem)), 30, "nginx")
         yield Deployment(issuer=issuer, http_url=f"http://localhost:{http_port}",
                          replicas=replicas, peers=peers, pki=pki, env=bridge_env, rp=rp,
@@ -191,7 +195,7 @@ class Bridge:
 
     def advance(self, seconds: int) -> None:
         """Let ``seconds`` pass on the bridge's clock: moved in-process over http; over https
-        the gunicorn workers read the real clock, so the test waits as a real peer would."""
+        the server's workers read the real clock, so the test waits as a real peer would."""
         if self.transport == "http":
             clock.advance(seconds)
             return
@@ -215,7 +219,7 @@ def deployed_app(deployment):
 
 @pytest.fixture(params=["http", "https"])
 def bridge(request) -> Bridge:
-    """The same test over plain http and over https through nginx and gunicorn."""
+    """The same test over plain http and over https through nginx and the shipped server."""
     if request.param == "http":
         return Bridge("http", request.getfixturevalue("live_server"), None,
                       request.getfixturevalue("app"))

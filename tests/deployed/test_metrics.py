@@ -1,16 +1,21 @@
 """Metrics that add up across workers: one scrape of one replica counts the requests all of its
-gunicorn workers answered (prometheus_client multiprocess mode, set up by the shipped unit and
-deploy/gunicorn.conf.py). The shipped alert rules and scrape config pass promtool."""
+workers answered (prometheus_client multiprocess mode, set up by the shipped unit and
+deploy/serve.py), also after a worker was killed and replaced. The shipped alert rules and
+scrape config pass promtool."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+
+from tests.helpers import ShippedServer, wait_for
 
 from .topology import DEPLOY
 
@@ -28,7 +33,7 @@ def test_one_scrape_sees_the_requests_of_every_worker(deployment):
     before = _healthz_count(replica)
 
     def hit(_n: int) -> int:
-        # A new connection each time; eight at once keep several sync workers busy.
+        # A new connection each time, so the kernel spreads them over the workers' sockets.
         return requests.get(replica + "/healthz", timeout=10,
                             headers={"Connection": "close"}).status_code
 
@@ -38,6 +43,30 @@ def test_one_scrape_sees_the_requests_of_every_worker(deployment):
     metric_dir = deployment.metrics_dirs[0]
     writers = {path.name.rsplit("_", 1)[-1] for path in metric_dir.glob("counter_*.db")}
     assert len(writers) >= 2, writers    # the 200 requests really were spread over workers
+
+
+def test_a_killed_worker_is_replaced_its_requests_still_count_and_its_gauges_go(env, tmp_path):
+    """SIGKILL (no hook runs, as after the OOM killer): granian starts another worker, the
+    dead one's counters still add up in the next scrape, its live gauges are gone."""
+    with ShippedServer(env, tmp_path) as server:
+        wait_for(lambda: len(server.worker_pids()) == 4, 60, "four workers")
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(lambda _n: requests.get(
+                server.base + "/healthz", timeout=10,
+                headers={"Connection": "close"}).status_code, range(100))) == {200}
+        before = _healthz_count(server.base)
+        counted = {int(path.name.removesuffix(".db").rsplit("_", 1)[-1])
+                   for path in server.metrics_dir.glob("counter_*.db")}
+        victim = sorted(counted & set(server.worker_pids()))[0]
+        assert (server.metrics_dir / f"gauge_livemax_{victim}.db").exists()
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: victim not in server.worker_pids()
+                 and len(server.worker_pids()) == 4, 60, "the killed worker replaced")
+        assert _healthz_count(server.base) == before       # its requests still count
+        assert (server.metrics_dir / f"counter_{victim}.db").exists()
+        assert not (server.metrics_dir / f"gauge_livemax_{victim}.db").exists()
+        assert requests.get(server.base + "/healthz", timeout=10).status_code == 200
+    assert "Respawning worker" in server.output()
 
 
 @pytest.mark.parametrize("kind, name", [("rules", "alerts.yml"), ("config", "prometheus.yml")])

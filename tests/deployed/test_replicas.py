@@ -1,4 +1,4 @@
-"""Two bridge replicas (each gunicorn with the shipped unit's workers) on one bridge database:
+"""Two bridge replicas (each the shipped server with its unit's workers) on one bridge database:
 a session opened on one is honoured on the other, a launch link works once across both, and
 failed sign-ins count across both. Requests go straight to each replica as nginx would send
 them (X-Forwarded-Proto https from the one trusted hop)."""

@@ -1,4 +1,4 @@
-"""Host and X-Forwarded-* headers: sent straight to gunicorn (bypassing nginx) they change no
+"""Host and X-Forwarded-* headers: sent straight to a replica (bypassing nginx) they change no
 URL the bridge emits; sent through nginx they are overwritten by nginx before the bridge sees
 them. Also: the plain-http server only redirects to the issuer."""
 
@@ -17,7 +17,7 @@ def _assert_issuer_only(body: str, issuer: str) -> None:
     assert "evil" not in body and "8443" not in body and "http://localhost" not in body
 
 
-def test_spoofed_headers_straight_to_gunicorn_change_no_url(deployment):
+def test_spoofed_headers_straight_to_a_replica_change_no_url(deployment):
     for replica in deployment.replicas:
         for path in EMITTING:
             body = requests.get(replica + path, timeout=10,

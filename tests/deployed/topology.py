@@ -1,5 +1,5 @@
 """The production shape, started by the tests: a test CA and certificate, Debian's nginx running
-the shipped site (deploy/nginx/), gunicorn replicas started with the shipped unit's command line
+the shipped site (deploy/nginx/), replicas started with the shipped unit's command line
 (deploy/systemd/), each replaced only in ports, paths and certificates.
 
 How Chromium trusts the test CA: the CA certificate is added as a trusted root to an NSS

@@ -6,7 +6,7 @@ items 4 and 6): SP-initiated SSO over Redirect, IdP-initiated SSO, and SLO in bo
 over both bindings.
 
 Every test runs over plain http against the in-process server and over https through nginx
-and gunicorn (the ``bridge`` fixture, tests/deployed/fixtures.py), the browser verifying the
+and the shipped server (``bridge`` fixture, tests/deployed/fixtures.py), the browser verifying the
 test CA. Over https the SPs are registered once per session (the serving workers cache SP
 registrations for a few seconds, registry.CACHE_SECONDS), one entity id per SLO binding.
 """

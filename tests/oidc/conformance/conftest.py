@@ -3,7 +3,7 @@ the relying party (pyoidc) for a registered client with a logout URI, and signed
 
 Every module runs twice (the ``bridge`` fixture, tests/deployed/fixtures.py): over plain http
 against the in-process server, and over https through nginx terminating TLS with the test CA
-and gunicorn replicas started from deploy/, every client verifying the certificate.
+and replicas of the shipped server started from deploy/, every client verifying the certificate.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ run against the live bridge with pyoidc as the relying party.
 
 A module passes when the bridge does what the suite's module checks (the suite's own
 assertions, summarised in each function's docstring). Each module runs over plain http on the
-test server and over https through nginx and gunicorn (the ``op`` fixture, conftest.py).
+test server and over https through nginx and the shipped server (the ``op`` fixture, conftest.py).
 """
 
 from __future__ import annotations

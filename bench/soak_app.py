@@ -1,13 +1,14 @@
-"""gunicorn settings for bench/soak.py: the first worker traces its Python allocations
-(tracemalloc) and writes, every ``SOAK_SNAPSHOT_SECONDS``, the allocation sites that grew most
-since its first snapshot to ``SOAK_TRACE_FILE``."""
+"""The app for bench/soak.py (``deploy/serve.py --app soak_app:app``): the first worker to
+import it traces its Python allocations (tracemalloc) and writes, every
+``SOAK_SNAPSHOT_SECONDS``, the allocation sites that grew most since its first snapshot to
+``SOAK_TRACE_FILE``."""
 
 import os
 import threading
 import time
 
 
-def post_fork(server, worker):
+def trace_first_worker() -> None:
     path = os.environ.get("SOAK_TRACE_FILE")
     if not path or os.path.exists(path + ".claimed"):
         return
@@ -34,3 +35,7 @@ def post_fork(server, worker):
                     fh.write(f"  {stat}\n")
 
     threading.Thread(target=watch, daemon=True).start()
+
+
+trace_first_worker()
+
