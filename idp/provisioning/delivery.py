@@ -5,8 +5,11 @@ keeps each person's order within a priority. Each action is one class of
 :mod:`~idp.provisioning.actions`; here its Zulip answer is classified (ZULIP.md):
 
 - 501, or 404 on a feature's endpoint (SCIM ``/Groups`` before 11.0): the feature is switched
-  off (one warning) and the message is ``unsupported``; later messages needing it are marked so
-  without asking Zulip again;
+  off (one warning) and the message is ``unsupported``. A switched-off feature's whole pending
+  backlog is then settled as ``unsupported`` in one statement per kind (:func:`settle_switched_off`,
+  at the start of every round), without asking Zulip and without a delivery round per message;
+  when a detection finds the feature back (Zulip upgraded), :func:`replan_returned` makes those
+  messages pending again, in their original order;
 - 400-class refusals: ``failed`` at once (shown with ``provision retry``), blocking nothing;
 - 429, 5xx, network errors and timeouts: transient, retried with backoff honouring
   ``Retry-After``, behind the channel's circuit breaker.
@@ -41,7 +44,8 @@ from .models import LedgerAccount
 from .settings import ProvisionSettings
 from .targets.base import TargetError, ZulipTarget
 
-__all__ = ["DeliveryReport", "deliver_batch", "pending_count", "retry_policy"]
+__all__ = ["DeliveryReport", "deliver_batch", "pending_count", "replan_returned", "retry_policy",
+           "settle_switched_off"]
 
 log = logging.getLogger(__name__)
 KINDS = tuple(BY_OUTBOX_KIND)
@@ -56,6 +60,49 @@ def retry_policy(settings: ProvisionSettings) -> outbox.RetryPolicy:
 
 def pending_count(session: Session) -> int:
     return outbox.pending_count(session, CHANNEL, kinds=KINDS)
+
+
+def _kinds_needing(feature: str) -> list[str]:
+    return [a.kind.outbox_kind for a in BY_OUTBOX_KIND.values() if a.feature == feature]
+
+
+def settle_switched_off(session: Session, caps: Capabilities) -> int:
+    """Mark every pending action of a switched-off feature ``unsupported`` (the reason is the
+    feature's), one UPDATE per kind, in the caller's transaction; returns how many. They are
+    never sent, block nothing, and show with the failures in ``provision status``."""
+    settled = 0
+    for feature, on in caps.features.items():
+        if on:
+            continue
+        for kind in _kinds_needing(feature):
+            count = outbox.settle_pending(
+                session, CHANNEL, [kind], status=outbox.UNSUPPORTED,
+                reason=f"{BY_OUTBOX_KIND[kind].kind}: {caps.reasons.get(feature, '')}")
+            if count:
+                ACTIONS.labels(BY_OUTBOX_KIND[kind].kind.value, "unsupported").inc(count)
+                log.info("provisioning: %d pending %s actions not sent (%s switched off)",
+                         count, BY_OUTBOX_KIND[kind].kind, feature)
+            settled += count
+    return settled
+
+
+def replan_returned(session: Session, before: Capabilities | None, after: Capabilities) -> int:
+    """A feature switched off before and on now (Zulip was upgraded): its ``unsupported``
+    actions become pending again, due now, in their original order (per-person order holds:
+    newer actions of the person have higher ids). Caller commits; returns how many."""
+    if before is None:
+        return 0
+    moved = 0
+    for feature, on in before.features.items():
+        if on or not after.allows(feature):
+            continue
+        count = outbox.requeue(session, CHANNEL, _kinds_needing(feature),
+                               status=outbox.UNSUPPORTED,
+                               note=f"re-planned: Zulip {after.version} offers {feature}")
+        log.warning("Zulip %s offers %s again: %d actions that were not sent are queued again",
+                    after.version, feature, count)
+        moved += count
+    return moved
 
 
 def _classify(exc: TargetError, feature: str | None) -> outbox.DeliveryError:
@@ -88,6 +135,7 @@ def handler_for(action: Action, target: ZulipTarget,
                                                   f"{action.kind}: not supported by this "
                                                   f"Zulip"):
                     store(session, caps)
+                    settle_switched_off(session, caps)  # the rest of it, in one step
             raise error from exc
         if ledger is not None:
             ledger.last_synced_at = clock.now()
@@ -120,8 +168,12 @@ def deliver_batch(session: Session, target: ZulipTarget, settings: ProvisionSett
     handlers = {a.kind.outbox_kind: handler_for(a, target, caps)
                 for a in BY_OUTBOX_KIND.values()}
     channel = outbox.channel(CHANNEL, retry_policy(settings))
+    settled = settle_switched_off(session, caps)
+    if settled:
+        session.commit()
     report = channel.deliver(session, handlers, limit=limit or settings.batch_size,
                              on_outcome=_outcome)
+    report.unsupported += settled
     PENDING.set(pending_count(session))
     ZULIP_BREAKER.set(STATE_CODES[channel.breaker.state])
     oldest = outbox.oldest_pending(session, CHANNEL, kinds=DEACTIVATE_KINDS)

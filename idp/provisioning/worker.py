@@ -28,7 +28,7 @@ from . import capabilities
 from .actions import Feature
 from .adoption import adopt_existing
 from .capabilities import Capabilities
-from .delivery import DeliveryReport, deliver_batch
+from .delivery import DeliveryReport, deliver_batch, replan_returned
 from .ledger import load_ledger
 from .metrics import LEADER, ZULIP_FEATURE
 from .notify import Change, LmsListener
@@ -160,9 +160,12 @@ class Provisioner:
             return None
         if self.capabilities is None:
             self.capabilities = capabilities.load(self.session, self.target.name)[0]
+        before = (None if self.capabilities is None else
+                  Capabilities.from_json(self.capabilities.as_json(), self.target.name))
         self.capabilities = capabilities.detect(self.target.name, self.settings.zulip_url,
                                                 self.settings.http_timeout, self.capabilities)
         capabilities.store(self.session, self.capabilities)
+        replan_returned(self.session, before, self.capabilities)  # same transaction
         self.session.commit()
         for name in Feature:
             ZULIP_FEATURE.labels(name.value).set(int(self.capabilities.allows(name)))
