@@ -7,7 +7,8 @@ keeps each person's order within a priority. Each action is one class of
 - 501, or 404 on a feature's endpoint (SCIM ``/Groups`` before 11.0): the feature is switched
   off (one warning) and the message is ``unsupported``. A switched-off feature's whole pending
   backlog is then settled as ``unsupported`` in one statement per kind (:func:`settle_switched_off`,
-  at the start of every round), without asking Zulip and without a delivery round per message;
+  at once, and before each delivery pass of the worker for actions planned since), without
+  asking Zulip and without a delivery round per message;
   when a detection finds the feature back (Zulip upgraded), :func:`replan_returned` makes those
   messages pending again, in their original order;
 - 400-class refusals: ``failed`` at once (shown with ``provision retry``), blocking nothing;
@@ -168,12 +169,8 @@ def deliver_batch(session: Session, target: ZulipTarget, settings: ProvisionSett
     handlers = {a.kind.outbox_kind: handler_for(a, target, caps)
                 for a in BY_OUTBOX_KIND.values()}
     channel = outbox.channel(CHANNEL, retry_policy(settings))
-    settled = settle_switched_off(session, caps)
-    if settled:
-        session.commit()
     report = channel.deliver(session, handlers, limit=limit or settings.batch_size,
                              on_outcome=_outcome)
-    report.unsupported += settled
     PENDING.set(pending_count(session))
     ZULIP_BREAKER.set(STATE_CODES[channel.breaker.state])
     oldest = outbox.oldest_pending(session, CHANNEL, kinds=DEACTIVATE_KINDS)

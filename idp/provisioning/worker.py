@@ -28,7 +28,7 @@ from . import capabilities
 from .actions import Feature
 from .adoption import adopt_existing
 from .capabilities import Capabilities
-from .delivery import DeliveryReport, deliver_batch, replan_returned
+from .delivery import DeliveryReport, deliver_batch, replan_returned, settle_switched_off
 from .ledger import load_ledger
 from .metrics import LEADER, ZULIP_FEATURE
 from .notify import Change, LmsListener
@@ -219,6 +219,9 @@ class Provisioner:
             self._load_capabilities()
         if self.capabilities is None or time.monotonic() >= self._next_detect:
             self.detect_capabilities()
+        if self.capabilities is not None:  # actions planned since for a switched-off feature
+            total.unsupported += settle_switched_off(self.session, self.capabilities)
+            self.session.commit()
         for _ in range(max_rounds):
             if stop is not None and stop.is_set():  # SIGTERM: leave between batches
                 break

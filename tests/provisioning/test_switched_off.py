@@ -11,7 +11,6 @@ from sqlalchemy import event
 from idp import outbox as outbox_api
 from idp.extensions import db
 from idp.provisioning.actions import CHANNEL, Kind
-from idp.provisioning.delivery import deliver_batch
 from idp.provisioning.runs import deprovision_now
 
 from .conftest import SCIM_TOKEN, adopt_all, ledger, outbox, provisioner
@@ -65,8 +64,7 @@ def test_deactivation_behind_5000_unsupported_group_changes_goes_in_the_first_ro
         assert deprovision_now(db.session, subjects[0], lms_confirms_gone=True)
         realm.requests.clear()
         with statements() as sent:
-            report = deliver_batch(db.session, worker.target, worker.settings,
-                                   capabilities=worker.capabilities)
+            report = worker.deliver_all(max_rounds=1)
         # one round: the deactivation went out and the backlog was settled, in one step
         assert report.delivered == 1 and report.unsupported == BACKLOG
         assert realm.effects_of("deactivate") == [("deactivate", accounts[subjects[0]].id)]
