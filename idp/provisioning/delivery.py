@@ -117,12 +117,14 @@ def _classify(exc: TargetError, feature: str | None) -> outbox.DeliveryError:
 def handler_for(action: Action, target: ZulipTarget,
                 caps: Capabilities) -> Callable[[Session, OutboxMessage], str]:
     def deliver(session: Session, message: OutboxMessage) -> str:
-        if not caps.allows(action.feature):
+        if not caps.allows(action.feature):  # planned since the last pass: settle them all
+            settle_switched_off(session, caps)
             raise outbox.Unsupported(f"{action.kind}: {caps.reasons.get(action.feature, '')}",
                                      feature=action.feature)
         payload = dict(message.payload)
+        deferred: list[str] = []
         if action.kind is Kind.CREATE and not caps.allows(Feature.GROUPS):
-            payload["groups"] = []
+            deferred, payload["groups"] = list(payload.get("groups") or []), []
         ledger = session.get(LedgerAccount, message.ordering_key)
         try:
             note = action.deliver(Delivery(session, target, ledger, message.ordering_key,
@@ -140,8 +142,23 @@ def handler_for(action: Action, target: ZulipTarget,
             raise error from exc
         if ledger is not None:
             ledger.last_synced_at = clock.now()
+        if deferred:
+            _defer_groups(session, message, deferred)
+            note = f"{note}; groups wait until Zulip offers them"
         return note
     return deliver
+
+
+def _defer_groups(session: Session, create: OutboxMessage, groups: list[str]) -> None:
+    """A person created on a Zulip without groups: their groups become a group change of their
+    own, settled ``unsupported`` with the rest and re-planned when Zulip gains the feature
+    (same transaction as the create's outcome; its idempotency key follows the create's)."""
+    outbox.enqueue(session, outbox.Message(
+        channel=CHANNEL, kind=Kind.GROUPS.outbox_kind, ordering_key=create.ordering_key,
+        idempotency_key=f"{create.idempotency_key}:groups",
+        payload={"add": groups, "remove": [], "groups": groups},
+        priority=BY_OUTBOX_KIND[Kind.GROUPS.outbox_kind].priority,
+        changed_at=create.changed_at, batch_id=create.batch_id))
 
 
 def _outcome(message: OutboxMessage, outcome: str, note: str | None) -> None:

@@ -158,3 +158,32 @@ def test_upgraded_zulip_gets_the_settled_group_changes_in_order(app, make_app, z
         # a later detection of the same version re-plans nothing
         worker.detect_capabilities()
         assert not outbox("pending")
+
+
+def test_people_created_on_a_zulip_without_groups_get_them_after_the_upgrade(
+        app, make_app, zulip, realm):
+    realm.version = "10.4"
+    creating = make_app(ZULIP_URL=zulip.url, ZULIP_SCIM_TOKEN=SCIM_TOKEN,
+                        PROVISION_CREATE="true")
+    with creating.app_context():
+        for name in ("students", "mentors", "staff"):
+            realm.add_group(name)
+        worker = provisioner(creating)
+        with statements() as sent:
+            worker.apply_once()
+        reads = [s for s in sent if s.lstrip().startswith("SELECT outbox_messages.id")]
+        assert len(reads) <= 4  # the deferred group changes did not take a round each
+        created = realm.effects_of("create")
+        assert created and not realm.effects_of("group_add")
+        waiting = [m for m in outbox("unsupported") if m.idempotency_key.endswith(":groups")]
+        assert len(waiting) == len(created)  # one per person created, none sent
+        worker.deliver_all()  # never retried in a loop
+        assert not outbox("pending") and not realm.effects_of("group_add")
+        realm.version = "11.2"
+        worker.detect_capabilities()
+        worker.deliver_all()
+        student = realm.by_email("student1@example.edu")
+        assert realm.groups_of(student.id) >= {"students"}
+        assert not outbox("pending") and not outbox("failed")
+        adds = realm.effects_of("group_add")
+        assert len(adds) == len(set(adds))
