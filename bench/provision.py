@@ -269,9 +269,6 @@ def recovery(args) -> list[str]:
 
                 _wait(lambda r=realm, i=ids: len(_delivered(r, i)) >= len(i), 600,
                       "every deactivation")
-                if profile:
-                    worker.send_signal(signal.SIGUSR2)
-                    _wait(lambda p=profile: Path(p + ".json").exists(), 60, "the profile")
                 done = _delivered(realm, ids)
                 last = max(done) - back
                 first = min(done) - back
@@ -279,6 +276,10 @@ def recovery(args) -> list[str]:
                     1 for at, method, path, _ in list(realm.requests)
                     if at <= back + last and ("/Groups" in path or "user_groups" in path)
                     and method != "GET")
+                if profile:
+                    worker.send_signal(signal.SIGUSR2)
+                    _wait(lambda p=profile: Path(p + ".json").exists(), 60, "the profile")
+                drained = _drained(env["IDP_DATABASE_URL"], args.drain_timeout)
             finally:
                 worker.terminate()
                 try:
@@ -295,11 +296,15 @@ def recovery(args) -> list[str]:
                 f"→ last {last:.2f} s ({rate:.0f} deactivations/s between them, target ≥ "
                 f"100/s on the loopback "
                 f"double: {'met' if rate >= 100 else 'MISSED'}), group changes sent before it: "
-                f"{groups_before}")
+                f"{groups_before}; recovery → nothing pending (group changes sent or "
+                f"settled as unsupported): "
+                + (f"{drained - back:.2f} s" if drained is not None else
+                   f"not within {args.drain_timeout:g} s of the last deactivation"))
             print(lines[-1], flush=True)
             if profile:
-                lines += _profile_summary(profile, len(done))
-                print("\n".join(lines[-40:]), flush=True)
+                summary = _profile_summary(profile, len(done))
+                lines += summary
+                print("\n".join(summary), flush=True)
             zulip.stop()
             with lms.cursor() as cur:
                 cur.execute("UPDATE students SET is_active = true WHERE id = ANY(%s)",
@@ -368,6 +373,22 @@ def _profile_summary(out: str, deactivations: int) -> list[str]:
     pstats.Stats(out + ".pstats", stream=buffer).sort_stats("tottime").print_stats(15)
     lines += ["    " + line for line in buffer.getvalue().splitlines() if line.strip()][:40]
     return lines
+
+
+def _drained(database_url: str, timeout: float) -> float | None:
+    """When the outbox had nothing pending any more (monotonic), or None after ``timeout``."""
+    import psycopg2
+
+    deadline = time.monotonic() + timeout
+    with psycopg2.connect(database_url) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            while time.monotonic() < deadline:
+                cur.execute("SELECT count(*) FROM outbox_messages WHERE status = 'pending'")
+                if cur.fetchone()[0] == 0:
+                    return time.monotonic()
+                time.sleep(0.05)
+    return None
 
 
 def _hwm_mb() -> float:
@@ -455,6 +476,9 @@ def main() -> None:
     parser.add_argument("--doubles", default="", help="only the doubles whose name contains "
                         "this (e.g. REST) in part (c)")
     parser.add_argument("--recovery-groups", type=int, default=5000)
+    parser.add_argument("--drain-timeout", type=float, default=90.0,
+                        help="part (c): seconds to wait for nothing pending after the last "
+                        "deactivation")
     parser.add_argument("--profile", default="", help="part (c): profile the worker from "
                         "recovery to the last deactivation (cProfile, SQL statements per kind); "
                         "files go to this directory")
