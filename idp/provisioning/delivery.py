@@ -22,7 +22,7 @@ first looks the ``userName`` up), so an action redelivered after a crash is harm
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy.orm import Session
 
@@ -87,15 +87,18 @@ def settle_switched_off(session: Session, caps: Capabilities) -> int:
     return settled
 
 
-def replan_returned(session: Session, before: Capabilities | None, after: Capabilities) -> int:
+def replan_returned(session: Session, before: Capabilities | None, after: Capabilities, *,
+                    not_synced: Iterable[str] = ()) -> int:
     """A feature switched off before and on now (Zulip was upgraded): its ``unsupported``
     actions become pending again, due now, in their original order (per-person order holds:
-    newer actions of the person have higher ids). Caller commits; returns how many."""
+    newer actions of the person have higher ids). Features in ``not_synced`` (switched off in
+    the settings since, e.g. PROVISION_SYNC_GROUPS=false) are left. Caller commits; returns
+    how many."""
     if before is None:
         return 0
     moved = 0
     for feature, on in before.features.items():
-        if on or not after.allows(feature):
+        if on or not after.allows(feature) or feature in set(not_synced):
             continue
         count = outbox.requeue(session, CHANNEL, _kinds_needing(feature),
                                status=outbox.UNSUPPORTED,

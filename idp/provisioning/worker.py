@@ -165,7 +165,11 @@ class Provisioner:
         self.capabilities = capabilities.detect(self.target.name, self.settings.zulip_url,
                                                 self.settings.http_timeout, self.capabilities)
         capabilities.store(self.session, self.capabilities)
-        replan_returned(self.session, before, self.capabilities)  # same transaction
+        not_synced = [name for name, synced in ((Feature.GROUPS, self.settings.sync_groups),
+                                                (Feature.ROLE, self.settings.sync_role))
+                      if not synced]
+        replan_returned(self.session, before, self.capabilities,  # same transaction
+                        not_synced=not_synced)
         self.session.commit()
         for name in Feature:
             ZULIP_FEATURE.labels(name.value).set(int(self.capabilities.allows(name)))

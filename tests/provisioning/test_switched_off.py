@@ -187,3 +187,18 @@ def test_people_created_on_a_zulip_without_groups_get_them_after_the_upgrade(
         assert not outbox("pending") and not outbox("failed")
         adds = realm.effects_of("group_add")
         assert len(adds) == len(set(adds))
+
+
+def test_upgrade_replans_nothing_the_settings_no_longer_sync(app, make_app, zulip, realm):
+    zapp = _app_on(make_app, zulip, realm, "10.4")
+    with zapp.app_context():
+        adopt_all(zapp, realm)  # aligning groups on 10.4: unsupported group changes
+        assert outbox("unsupported")
+        db.session.remove()
+    quiet = make_app(**{**zapp.config["IDP_ENV"], "PROVISION_SYNC_GROUPS": "false"})
+    with quiet.app_context():
+        realm.version = "11.2"
+        worker = provisioner(quiet)
+        worker.detect_capabilities()
+        assert worker.capabilities.allows("groups")
+        assert not outbox("pending") and outbox("unsupported")
