@@ -103,8 +103,9 @@ def replan_returned(session: Session, before: Capabilities | None, after: Capabi
         count = outbox.requeue(session, CHANNEL, _kinds_needing(feature),
                                status=outbox.UNSUPPORTED,
                                note=f"re-planned: Zulip {after.version} offers {feature}")
-        log.warning("Zulip %s offers %s again: %d actions that were not sent are queued again",
-                    after.version, feature, count)
+        if count:
+            log.warning("Zulip %s offers %s again: %d actions that were not sent are queued "
+                        "again", after.version, feature, count)
         moved += count
     return moved
 
