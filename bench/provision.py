@@ -12,12 +12,15 @@
     every other setting is the product's default.
 (c) Recovery: with Zulip down, 1,000 deactivations and 5,000 group changes are planned; after
     the outage (``--outage`` seconds, 60 by default) Zulip comes back: seconds from recovery to
-    the last deactivation delivered, and how many group changes went out before it.
+    the last deactivation delivered, how many group changes went out before it, and seconds
+    until nothing is pending (group changes sent, or settled as unsupported on 10.x).
+    ``--profile DIR``: the worker runs under cProfile and counts its SQL statements per kind
+    from recovery to the last deactivation (files in DIR, summary printed).
 (b) Planning 100k LMS people against a 100k-row ledger (a fresh child process: wall time and
     peak RSS of the whole process). Targets: ≤ 5 s and ≤ 300 MB.
 
 Run: .venv/bin/python bench/provision.py [--students 2000] [--changes 100]
-     [--plan-people 100000] [--skip-latency] [--skip-plan]
+     [--plan-people 100000] [--skip-latency] [--skip-plan] [--doubles SCIM] [--profile DIR]
 Each part has its own embedded PostgreSQL (bench/common.py).
 """
 
