@@ -12,12 +12,15 @@
     every other setting is the product's default.
 (c) Recovery: with Zulip down, 1,000 deactivations and 5,000 group changes are planned; after
     the outage (``--outage`` seconds, 60 by default) Zulip comes back: seconds from recovery to
-    the last deactivation delivered, and how many group changes went out before it.
+    the last deactivation delivered, how many group changes went out before it, and seconds
+    until nothing is pending (group changes sent, or settled as unsupported on 10.x).
+    ``--profile DIR``: the worker runs under cProfile and counts its SQL statements per kind
+    from recovery to the last deactivation (files in DIR, summary printed).
 (b) Planning 100k LMS people against a 100k-row ledger (a fresh child process: wall time and
     peak RSS of the whole process). Targets: ≤ 5 s and ≤ 300 MB.
 
 Run: .venv/bin/python bench/provision.py [--students 2000] [--changes 100]
-     [--plan-people 100000] [--skip-latency] [--skip-plan]
+     [--plan-people 100000] [--skip-latency] [--skip-plan] [--doubles SCIM] [--profile DIR]
 Each part has its own embedded PostgreSQL (bench/common.py).
 """
 
@@ -28,6 +31,7 @@ import json
 import os
 import random
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -249,14 +253,20 @@ def recovery(args) -> list[str]:
             log_path = Path(tempfile.gettempdir()) / "bench-provision-recovery.log"
             worker_env = {**env, **_zulip_env(zulip, target), "IDP_LOG_LEVEL": "INFO",
                           "IDP_LOG_FORMAT": "text"}
+            command = [sys.executable, "-m", "flask", "--app", "wsgi", "provision", "run"]
+            profile = None
+            if args.profile:
+                profile = str(Path(args.profile) / ("worker-" + target + version))
+                command = [sys.executable, __file__, "--worker-child", profile]
             with open(log_path, "w") as log:
-                worker = subprocess.Popen(
-                    [sys.executable, "-m", "flask", "--app", "wsgi", "provision", "run"],
-                    cwd=ROOT, env=worker_env, stdout=log, stderr=subprocess.STDOUT)
+                worker = subprocess.Popen(command, cwd=ROOT, env=worker_env, stdout=log,
+                                          stderr=subprocess.STDOUT)
             try:
                 _wait(lambda path=log_path: "now delivers" in path.read_text(), 60, "the worker")
                 time.sleep(args.outage)  # the outage itself: the bench just waits
                 tries = log_path.read_text().count("will be retried")
+                if profile:
+                    worker.send_signal(signal.SIGUSR1)
                 zulip.start()
                 back = time.monotonic()
 
@@ -269,6 +279,10 @@ def recovery(args) -> list[str]:
                     1 for at, method, path, _ in list(realm.requests)
                     if at <= back + last and ("/Groups" in path or "user_groups" in path)
                     and method != "GET")
+                if profile:
+                    worker.send_signal(signal.SIGUSR2)
+                    _wait(lambda p=profile: Path(p + ".json").exists(), 60, "the profile")
+                drained = _drained(env["IDP_DATABASE_URL"], args.drain_timeout)
             finally:
                 worker.terminate()
                 try:
@@ -285,14 +299,99 @@ def recovery(args) -> list[str]:
                 f"→ last {last:.2f} s ({rate:.0f} deactivations/s between them, target ≥ "
                 f"100/s on the loopback "
                 f"double: {'met' if rate >= 100 else 'MISSED'}), group changes sent before it: "
-                f"{groups_before}")
+                f"{groups_before}; recovery → nothing pending (group changes sent or "
+                f"settled as unsupported): "
+                + (f"{drained - back:.2f} s" if drained is not None else
+                   f"not within {args.drain_timeout:g} s of the last deactivation"))
             print(lines[-1], flush=True)
+            if profile:
+                summary = _profile_summary(profile, len(done))
+                lines += summary
+                print("\n".join(summary), flush=True)
             zulip.stop()
             with lms.cursor() as cur:
                 cur.execute("UPDATE students SET is_active = true WHERE id = ANY(%s)",
                             (leaving,))
         lms.close()
     return lines
+
+
+def _shape(statement: str) -> str:
+    """A statement without its parameter lists, to count statements per kind."""
+    import re
+
+    statement = re.sub(r"\s+", " ", statement).strip()
+    statement = re.sub(r"(%\(\w+?_\d+\)s(, )?)+", "%(…)s", statement)
+    return statement[:160]
+
+
+def worker_child(out: str) -> None:
+    """``provision run`` in this process, profiled from SIGUSR1 (Zulip is back) to SIGUSR2
+    (the last deactivation arrived): cProfile to ``out``.pstats, SQL statements per kind and
+    round trips to ``out``.json."""
+    import collections
+    import cProfile
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    profiler = cProfile.Profile()
+    counts: collections.Counter = collections.Counter()
+    window = {"on": False}
+
+    @event.listens_for(Engine, "before_cursor_execute")
+    def _count(conn, cursor, statement, params, context, executemany):
+        if window["on"]:
+            counts[_shape(statement)] += 1
+
+    def start(*_):
+        window["on"] = True
+        profiler.enable()
+
+    def stop(*_):
+        profiler.disable()
+        window["on"] = False
+        profiler.dump_stats(out + ".pstats")
+        Path(out + ".json").write_text(json.dumps(counts.most_common(), indent=1))
+
+    signal.signal(signal.SIGUSR1, start)
+    signal.signal(signal.SIGUSR2, stop)
+    from flask.cli import main as flask_main
+
+    sys.argv = ["flask", "--app", "wsgi", "provision", "run"]
+    flask_main()
+
+
+def _profile_summary(out: str, deactivations: int) -> list[str]:
+    """Statements per delivered deactivation and the costliest functions of the window."""
+    import io
+    import pstats
+
+    counts = json.loads(Path(out + ".json").read_text())
+    total = sum(n for _, n in counts)
+    lines = [f"  profile: {total} SQL statements in the window, "
+             f"{total / max(deactivations, 1):.1f} per deactivation; top statements:"]
+    lines += [f"    {n:6d}  {shape}" for shape, n in counts[:12]]
+    buffer = io.StringIO()
+    pstats.Stats(out + ".pstats", stream=buffer).sort_stats("tottime").print_stats(15)
+    lines += ["    " + line for line in buffer.getvalue().splitlines() if line.strip()][:40]
+    return lines
+
+
+def _drained(database_url: str, timeout: float) -> float | None:
+    """When the outbox had nothing pending any more (monotonic), or None after ``timeout``."""
+    import psycopg2
+
+    deadline = time.monotonic() + timeout
+    with psycopg2.connect(database_url) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            while time.monotonic() < deadline:
+                cur.execute("SELECT count(*) FROM outbox_messages WHERE status = 'pending'")
+                if cur.fetchone()[0] == 0:
+                    return time.monotonic()
+                time.sleep(0.05)
+    return None
 
 
 def _hwm_mb() -> float:
@@ -380,10 +479,20 @@ def main() -> None:
     parser.add_argument("--doubles", default="", help="only the doubles whose name contains "
                         "this (e.g. REST) in part (c)")
     parser.add_argument("--recovery-groups", type=int, default=5000)
+    parser.add_argument("--drain-timeout", type=float, default=90.0,
+                        help="part (c): seconds to wait for nothing pending after the last "
+                        "deactivation")
+    parser.add_argument("--profile", default="", help="part (c): profile the worker from "
+                        "recovery to the last deactivation (cProfile, SQL statements per kind); "
+                        "files go to this directory")
     parser.add_argument("--plan-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plan_child:
         plan_child()
+        return
+    if args.worker_child:
+        worker_child(args.worker_child)
         return
     lines = [f"- machine: {machine()}",
              f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",

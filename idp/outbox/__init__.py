@@ -23,6 +23,8 @@ Writing (``idp.outbox.queue``, in the caller's transaction; the caller commits):
     outbox.enqueue_many(session, [Message, ...])        # one statement; returns how many new
     outbox.enqueue(..., supersedes=("provision.reactivate",))  # cancel pending same-key kinds
     outbox.enqueue(..., status="held") / outbox.set_batch_status(session, batch_id, old, new)
+    outbox.settle_pending(session, "zulip", kinds, status="unsupported", reason="...")
+    outbox.requeue(session, "zulip", kinds, status="unsupported", note="...")  # back to pending
 
 Ordering: messages go out by ``priority`` then ``id``. Within one ``(channel, ordering_key)``
 a message waits for every older *pending* message of equal or more urgent priority, and for no
@@ -82,8 +84,10 @@ from .queue import (
     oldest_pending,
     pending_count,
     ready,
+    requeue,
     retry_now,
     set_batch_status,
+    settle_pending,
 )
 
 __all__ = [
@@ -91,6 +95,6 @@ __all__ = [
     "Channel", "DeliveryError", "DeliveryReport", "Handler", "Message", "OutboxChannel",
     "OutboxMessage", "Priority", "Refused", "RetryPolicy", "Transient", "Unsupported",
     "cancel_pending", "channel", "enqueue", "enqueue_many", "forget_channels", "oldest_pending",
-    "pending_count", "ready", "register_handler", "registered_handlers", "retry_now",
-    "set_batch_status",
+    "pending_count", "ready", "register_handler", "registered_handlers", "requeue",
+    "retry_now", "set_batch_status", "settle_pending",
 ]

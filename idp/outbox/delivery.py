@@ -138,7 +138,12 @@ class Channel:
                 limit: int = 100, on_outcome: Outcome | None = None) -> DeliveryReport:
         """Deliver up to ``limit`` ready messages of the kinds in ``handlers`` (default: the
         registered ones), most urgent first, one commit each. Stops at the first transient
-        failure, while paused by a ``Retry-After`` and while the breaker is open."""
+        failure, while paused by a ``Retry-After`` and while the breaker is open, and after an
+        ``Unsupported`` answer (the queue is read again: the owner may have settled more).
+
+        The messages are read once per round, as detached snapshots; each outcome is one
+        UPDATE of the message's row (round trips per delivered message: the handler's own,
+        that UPDATE, the commit)."""
         with self._lock:
             return self._deliver(session, handlers if handlers is not None
                                  else registered_handlers(), limit,
@@ -154,14 +159,14 @@ class Channel:
         if state == "half_open":  # the trial goes to the most urgent message, due or not
             retry_now(session, self.name)
             session.commit()
-        for message in ready(session, self.name, handlers.keys(), limit):
+        messages = ready(session, self.name, handlers.keys(), limit)
+        for message in messages:  # snapshots: a commit does not expire (and re-read) them
+            session.expunge(message)
+        for message in messages:
             if self.paused() or not self.breaker.admit():
                 report.blocked = True
                 break
             message.attempts += 1
-            # A status lost in a crash only means one idempotent redelivery: no need to wait
-            # for the WAL flush on every message (PostgreSQL docs, "Asynchronous Commit").
-            session.execute(text("SET LOCAL synchronous_commit = off"))
             try:
                 note = handlers[message.kind](session, message)
             except Transient as exc:
@@ -172,17 +177,19 @@ class Channel:
                 on_outcome(message, "retried", str(exc))
                 break
             except (Refused, Unsupported) as exc:
-                message.status = UNSUPPORTED if isinstance(exc, Unsupported) else FAILED
-                message.last_error = str(exc)[:1000]
+                unsupported = isinstance(exc, Unsupported)
+                self._close(session, message, status=UNSUPPORTED if unsupported else FAILED,
+                            attempts=message.attempts, last_error=str(exc)[:1000])
                 recovered = self._answered(session)
                 session.commit()
-                if isinstance(exc, Unsupported):
+                if unsupported:
                     report.unsupported += 1
-                    on_outcome(message, "unsupported", str(exc))
                 else:
                     report.failed += 1
-                    on_outcome(message, "failed", str(exc))
-                if recovered:
+                on_outcome(message, "unsupported" if unsupported else "failed", str(exc))
+                if recovered or unsupported:
+                    # recovered: the backlog is due now; unsupported: the owning package may
+                    # have settled the rest of the feature's backlog. Read the queue again.
                     break
                 continue
             except SQLAlchemyError:
@@ -192,22 +199,22 @@ class Channel:
                 session.rollback()
                 log.exception("outbox handler of %s failed on message %s; it will be retried",
                               message.kind, message.id)
-                message = session.get(OutboxMessage, message.id)
-                message.attempts += 1
-                message.last_error = f"handler error: {exc!r}"[:1000]
+                values: dict = {"attempts": message.attempts,
+                                "last_error": f"handler error: {exc!r}"[:1000]}
                 if message.attempts >= self.policy.max_attempts:
-                    message.status = FAILED
+                    values["status"] = FAILED
                 else:
-                    message.next_attempt_at = clock.now() + dt.timedelta(
+                    values["next_attempt_at"] = clock.now() + dt.timedelta(
                         seconds=self.policy.backoff(message.attempts))
+                self._close(session, message, **values)
                 self.breaker.abandoned()
                 session.commit()
                 report.retried += 1
                 on_outcome(message, "retried", message.last_error)
                 continue
-            now = clock.now()
-            message.status, message.delivered_at = DONE, now
-            message.last_error = None if note in (None, "ok") else str(note)[:1000]
+            self._close(session, message, status=DONE, delivered_at=clock.now(),
+                        attempts=message.attempts,
+                        last_error=None if note in (None, "ok") else str(note)[:1000])
             recovered = self._answered(session)
             session.commit()
             report.delivered += 1
@@ -215,6 +222,19 @@ class Channel:
             if recovered:
                 break  # the backlog is due now: read it again, most urgent first
         return report
+
+    @staticmethod
+    def _close(session: Session, message: OutboxMessage, **values) -> None:
+        """Write ``values`` on the snapshot ``message`` and on its row, in the caller's
+        transaction, whose commit then does not wait for the WAL flush: a status lost in a
+        crash only means one idempotent redelivery (PostgreSQL docs, "Asynchronous
+        Commit"). One round trip (both statements in one message)."""
+        for name, value in values.items():
+            setattr(message, name, value)
+        assignments = ", ".join(f"{name} = :{name}" for name in values)
+        session.execute(text(f"SET LOCAL synchronous_commit TO OFF; UPDATE "
+                             f"{OutboxMessage.__tablename__} SET {assignments} WHERE id = :id"),
+                        {**values, "id": message.id})
 
     def _answered(self, session: Session) -> bool:
         """The peer answered: the breaker closes; after an outage the backlog is due now, so
@@ -237,11 +257,12 @@ class Channel:
         if exc.retry_after is not None:
             delay = max(delay, exc.retry_after)
             self.paused_until = now + dt.timedelta(seconds=exc.retry_after)
-        message.last_error = str(exc)[:1000]
+        values: dict = {"attempts": message.attempts, "last_error": str(exc)[:1000]}
         if message.attempts >= self.policy.max_attempts:
-            message.status = FAILED
+            values["status"] = FAILED
         else:
-            message.next_attempt_at = now + dt.timedelta(seconds=delay)
+            values["next_attempt_at"] = now + dt.timedelta(seconds=delay)
+        self._close(session, message, **values)
         was = self.breaker.state
         self.breaker.failed(open_now=exc.retry_after is not None)
         self.last_error = str(exc)

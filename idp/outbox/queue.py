@@ -93,6 +93,30 @@ def cancel_pending(session: Session, channel: str, ordering_key: str,
     return result.rowcount or 0
 
 
+def settle_pending(session: Session, channel: str, kinds: Iterable[str], *, status: str,
+                   reason: str) -> int:
+    """Close every pending message of ``kinds`` on ``channel`` in one statement (e.g. all of
+    a feature's backlog the peer turned out not to support: ``unsupported``, never retried);
+    returns how many. Closed messages block nothing, so per-key order is kept."""
+    result = session.execute(update(OutboxMessage).where(
+        OutboxMessage.channel == channel, OutboxMessage.status == PENDING,
+        OutboxMessage.kind.in_(list(kinds)))
+        .values(status=status, last_error=reason[:1000]))
+    return result.rowcount or 0
+
+
+def requeue(session: Session, channel: str, kinds: Iterable[str], *, status: str,
+            note: str) -> int:
+    """Make every ``status`` message of ``kinds`` on ``channel`` pending again, due now, in
+    their original order (e.g. the peer now supports what they need); returns how many."""
+    result = session.execute(update(OutboxMessage).where(
+        OutboxMessage.channel == channel, OutboxMessage.status == status,
+        OutboxMessage.kind.in_(list(kinds)))
+        .values(status=PENDING, attempts=0, next_attempt_at=clock.now(),
+                last_error=note[:1000]))
+    return result.rowcount or 0
+
+
 def set_batch_status(session: Session, batch_id: int, *, old: str, new: str,
                      now: dt.datetime | None = None) -> int:
     """Move a batch's messages from ``old`` to ``new`` (release held messages: ``held`` →

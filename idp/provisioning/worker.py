@@ -28,7 +28,7 @@ from . import capabilities
 from .actions import Feature
 from .adoption import adopt_existing
 from .capabilities import Capabilities
-from .delivery import DeliveryReport, deliver_batch
+from .delivery import DeliveryReport, deliver_batch, replan_returned, settle_switched_off
 from .ledger import load_ledger
 from .metrics import LEADER, ZULIP_FEATURE
 from .notify import Change, LmsListener
@@ -160,9 +160,16 @@ class Provisioner:
             return None
         if self.capabilities is None:
             self.capabilities = capabilities.load(self.session, self.target.name)[0]
+        before = (None if self.capabilities is None else
+                  Capabilities.from_json(self.capabilities.as_json(), self.target.name))
         self.capabilities = capabilities.detect(self.target.name, self.settings.zulip_url,
                                                 self.settings.http_timeout, self.capabilities)
         capabilities.store(self.session, self.capabilities)
+        not_synced = [name for name, synced in ((Feature.GROUPS, self.settings.sync_groups),
+                                                (Feature.ROLE, self.settings.sync_role))
+                      if not synced]
+        replan_returned(self.session, before, self.capabilities,  # same transaction
+                        not_synced=not_synced)
         self.session.commit()
         for name in Feature:
             ZULIP_FEATURE.labels(name.value).set(int(self.capabilities.allows(name)))
@@ -216,6 +223,9 @@ class Provisioner:
             self._load_capabilities()
         if self.capabilities is None or time.monotonic() >= self._next_detect:
             self.detect_capabilities()
+        if self.capabilities is not None:  # actions planned since for a switched-off feature
+            total.unsupported += settle_switched_off(self.session, self.capabilities)
+            self.session.commit()
         for _ in range(max_rounds):
             if stop is not None and stop.is_set():  # SIGTERM: leave between batches
                 break

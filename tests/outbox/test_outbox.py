@@ -144,3 +144,58 @@ def test_breaker_opens_then_recovery_sends_the_backlog_most_urgent_first(app_ctx
     for _ in range(5):
         total += channel.deliver(db.session, handlers).delivered
     assert total == 5 and seen[0] == 9  # the deactivation first
+
+
+def test_a_round_reads_its_messages_once_and_writes_each_outcome_in_one_statement(app_ctx):
+    """Per delivered message: the outcome's UPDATE (with ``SET LOCAL synchronous_commit``
+    in the same message) and the commit; no re-read of a message after each commit."""
+    from sqlalchemy import event
+
+    for n in range(50):
+        outbox.enqueue(db.session, _msg(f"k{n}", "x", n, 0))
+    db.session.commit()
+    sent: list[str] = []
+
+    def count(conn, cursor, statement, *_):
+        sent.append(statement)
+
+    seen: list = []
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        report = outbox.channel("test").deliver(db.session, {"x": _recorder(seen)}, limit=50)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert report.delivered == 50 and len(seen) == 50
+    assert len([s for s in sent if "FROM outbox_messages" in s]) == 1  # the round's one read
+    assert len(sent) == 1 + 50
+    rows = db.session.scalars(db.select(outbox.OutboxMessage)).all()
+    assert {(m.status, m.attempts) for m in rows} == {("done", 1)}
+    assert all(m.delivered_at is not None and m.last_error is None for m in rows)
+
+
+def test_settle_pending_closes_a_kinds_backlog_and_requeue_brings_it_back_in_order(app_ctx):
+    for n in range(6):
+        outbox.enqueue(db.session, _msg(f"k{n % 2}", "groups" if n % 3 else "name", n, 50))
+    outbox.enqueue(db.session, _msg("other", "groups", 9, 50), status=outbox.HELD)
+    db.session.commit()
+    settled = outbox.settle_pending(db.session, "test", ["groups"], status=outbox.UNSUPPORTED,
+                                    reason="groups: not offered by the peer")
+    db.session.commit()
+    by_n = {m.payload["n"]: m for m in db.session.scalars(db.select(outbox.OutboxMessage))}
+    assert settled == 4
+    assert {n for n, m in by_n.items() if m.status == outbox.UNSUPPORTED} == {1, 2, 4, 5}
+    assert by_n[9].status == outbox.HELD  # only pending messages are settled
+    assert by_n[1].last_error == "groups: not offered by the peer"
+    seen: list = []
+    for _ in range(3):  # the names go out; the settled group changes block nothing
+        outbox.channel("test").deliver(db.session, {"name": _recorder(seen),
+                                                    "groups": _recorder(seen)})
+    assert sorted(s[2] for s in seen) == [0, 3]
+    clock.advance(1)
+    assert outbox.requeue(db.session, "test", ["groups"], status=outbox.UNSUPPORTED,
+                          note="offered again") == 4
+    db.session.commit()
+    for _ in range(4):
+        outbox.channel("test").deliver(db.session, {"name": _recorder(seen),
+                                                    "groups": _recorder(seen)})
+    assert [s[2] for s in seen[2:]] == [1, 2, 4, 5]  # in their original order
