@@ -55,13 +55,19 @@ class _Watchdog(threading.Thread):
         self._live: dict[int, int] = {}  # ticket -> socket fd
         self._tickets = itertools.count()
         self._wake = threading.Event()
+        self._wakes_at = 0.0    # when the thread next looks at the heap by itself
 
     def watch(self, fd: int, deadline: float) -> int:
         ticket = next(self._tickets)
         with self._lock:
             self._live[ticket] = fd
             heapq.heappush(self._heap, (deadline, ticket))
-        self._wake.set()
+            # Wake the thread only for a deadline before its own next look: with one deadline
+            # per engine, a new statement's is later than those already watched, so the
+            # thread is not woken on every statement.
+            early = deadline < self._wakes_at
+        if early:
+            self._wake.set()
         return ticket
 
     def release(self, ticket: int) -> None:
@@ -79,11 +85,13 @@ class _Watchdog(threading.Thread):
                     fd = self._live.pop(ticket, None)
                 else:
                     fd = None
+                    wait = max(0.01, min(wait, 1.0))
+                    self._wakes_at = time.monotonic() + wait
+                    self._wake.clear()
             if fd is not None:
                 _shutdown(fd)
                 continue
-            self._wake.wait(max(0.01, min(wait, 1.0)))
-            self._wake.clear()
+            self._wake.wait(wait)
 
 
 def _shutdown(fd: int) -> None:
@@ -106,6 +114,9 @@ _WATCHDOG_LOCK = threading.Lock()
 
 def _watchdog() -> _Watchdog:
     global _WATCHDOG
+    watchdog = _WATCHDOG
+    if watchdog is not None and watchdog.is_alive():
+        return watchdog
     with _WATCHDOG_LOCK:
         if _WATCHDOG is None or not _WATCHDOG.is_alive():
             _WATCHDOG = _Watchdog()
