@@ -31,6 +31,7 @@ from pathlib import Path
 from common import (
     ROOT,
     cluster_cpu,
+    conditions,
     database,
     free_port,
     machine,
@@ -144,7 +145,7 @@ def main() -> int:
                           capture_output=True, text=True).stdout.strip()
     after_flag = f" --after {args.after}" if args.after else ""
     lines = [f"{args.label + '. ' if args.label else ''}Machine: {machine()}. Date: "
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, taken under load. Command: "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {conditions()}. Command: "
              f"`.venv/bin/python bench/before_after.py --before {args.before}{after_flag} --rounds "
              f"{args.rounds} --seconds {args.seconds:g} --server '{args.server}'"
              f"{before_flag(args)}` (after = "

@@ -37,6 +37,7 @@ from urllib.parse import urlencode
 
 from common import (
     ROOT,
+    conditions,
     database,
     free_port,
     machine,
@@ -274,7 +275,7 @@ def main() -> None:
     def ms(value) -> str:
         return "–" if value is None else f"{value * 1000:.0f} ms"
 
-    lines = [f"- machine: {machine()}; taken under load (2 shared cores, other test runs)",
+    lines = [f"- machine: {machine()}; {conditions()}",
              f"- command: `.venv/bin/python bench/bulkhead.py --clients {args.clients} "
              f"--seconds {args.seconds:.0f} --delay {args.delay:g} --workers {args.workers}` "
              f"(the shipped server, deploy/serve.py: {args.workers} granian workers of 4 "

@@ -19,6 +19,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+# The 1-minute load average when the benchmark started, before it added its own.
+_LOAD_AT_START = os.getloadavg()[0]
+
+
+def conditions() -> str:
+    """How busy the machine was when the run started, for the record: a figure taken while
+    other jobs ran is marked so."""
+    quiet = _LOAD_AT_START < 1.0
+    return (f"load average {_LOAD_AT_START:.2f} at the start"
+            f"{' (quiet machine)' if quiet else ', taken under load'}")
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), platform.processor())

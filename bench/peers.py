@@ -37,6 +37,7 @@ from urllib.parse import urlsplit, urlunsplit
 from common import (
     ROOT,
     cluster_cpu,
+    conditions,
     database,
     free_port,
     machine,
@@ -227,7 +228,7 @@ def main() -> int:
     saml_ratios = [peer / bridge for bridge, peer in saml]
     lines = [
         f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-        f"taken under load (other jobs shared the machine). Command: `.venv/bin/python "
+        f"{conditions()}. Command: `.venv/bin/python "
         f"bench/peers.py --rounds {args.rounds} --seconds {args.seconds:g} --threads "
         f"{args.threads} --server '{args.server}'`. Peers: {', '.join(NPM_PINS)}, "
         f"Node {node_version()}.",

@@ -26,7 +26,16 @@ from contextlib import ExitStack, contextmanager
 
 import psycopg2
 from before_after import get_json
-from common import ROOT, database, free_port, machine, record, shipped_server, wait_healthy
+from common import (
+    ROOT,
+    conditions,
+    database,
+    free_port,
+    machine,
+    record,
+    shipped_server,
+    wait_healthy,
+)
 from oidc import basic, post_token, setup_clients
 
 
@@ -140,7 +149,7 @@ def main() -> int:
             results[mode] = run(mode_env, token, args.reads, args.students, args.threads)
             print(f"  {mode}: {results[mode]} LMS transactions", flush=True)
     lines = [f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-             f", taken under load. Command: `.venv/bin/python bench/replicas.py --reads "
+             f", {conditions()}. Command: `.venv/bin/python bench/replicas.py --reads "
              f"{args.reads} --students {args.students} --threads {args.threads}`: 2 replicas × 4 "
              f"shipped-server workers, {args.reads} profile reads over {args.students} students, "
              f"empty caches at the start.", "",

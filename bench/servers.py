@@ -23,6 +23,7 @@ from pathlib import Path
 from common import (
     ROOT,
     cluster_cpu,
+    conditions,
     cpu_seconds,
     database,
     machine,
@@ -142,7 +143,7 @@ def main() -> int:
                         print(f"  round {n + 1} {name} {work}: {server:.3f} + {pg:.3f} ms",
                               flush=True)
     lines = [f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-             f", taken under load. Command: `.venv/bin/python bench/servers.py --rounds "
+             f", {conditions()}. Command: `.venv/bin/python bench/servers.py --rounds "
              f"{args.rounds} --seconds {args.seconds:g} --threads {args.threads}"
              + "".join(f" --only '{name}'" for name in args.only or ()) + "`; one worker "
              "process per server, pinned to one core; a new connection per request.", "",

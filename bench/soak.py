@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from before_after import get_json
-from common import ROOT, database, machine, record, shipped_server, wait_healthy
+from common import ROOT, conditions, database, machine, record, shipped_server, wait_healthy
 from oidc import basic, get_health, post_token, setup_clients
 
 
@@ -118,7 +118,7 @@ def main() -> int:
         per_student = bytes_per_student(env, 300)
     traced = trace.read_text() if trace.exists() else "(no trace written)"
     lines = [f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-             f", taken under load. Command: `.venv/bin/python bench/soak.py --minutes "
+             f", {conditions()}. Command: `.venv/bin/python bench/soak.py --minutes "
              f"{args.minutes} --clients {args.clients} --students {args.students}` (the "
              f"shipped server, 4 workers of 4 threads; 80 % context reads over "
              f"{args.students} students, 10 % client-credentials grants, 10 % /healthz).", "",
