@@ -57,8 +57,14 @@ def get_json(port: int, path: str, token: str) -> None:
     response = conn.getresponse()
     body = response.read()
     conn.close()
+    if response.status == 503 and response.getheader("Retry-After"):
+        raise Shed(f"{path} answered 503: {body[:200]!r}")
     if response.status != 200:
         raise RuntimeError(f"{path} answered {response.status}: {body[:200]!r}")
+
+
+class Shed(RuntimeError):
+    """A 503 with Retry-After: the bridge shed the request (LMS bulkhead) on purpose."""
 
 
 def side_works(port: int, auth: str, rp_auth: str, tokens: list[str]) -> dict[str, list]:

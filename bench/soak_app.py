@@ -39,3 +39,5 @@ def trace_first_worker() -> None:
 
 trace_first_worker()
 
+
+from wsgi import app  # noqa: E402,F401  (the bridge itself, loaded after tracing has started)

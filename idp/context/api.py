@@ -14,7 +14,7 @@ import math
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..extensions import csrf, db
-from ..lms.db import LMSUnavailable
+from ..lms.db import LMSBusy, LMSUnavailable
 from ..oidc.resource import BearerError
 from .access import SCOPE, NotAuthenticated, Viewer, current_viewer
 from .audit import record_read
@@ -85,6 +85,10 @@ def _unavailable(resource: str, viewer: Viewer | None, target: str | None,
     db.session.rollback()
     log.warning("context API: LMS unavailable and nothing cached: %s", exc)
     _audit(resource, "unavailable", viewer, target)
+    if isinstance(exc, LMSBusy):   # the bulkhead: the LMS answers, slowly; a second will do
+        return _error(503, "temporarily_unavailable",
+                      "The LMS is answering slowly right now and nothing is cached for this "
+                      "request. Try again in a moment.", {"Retry-After": "1"})
     retry = str(math.ceil(service().breaker.cooldown))
     return _error(503, "temporarily_unavailable",
                   "The LMS cannot be reached right now and nothing is cached for this "

@@ -11,7 +11,7 @@ from sqlalchemy import event
 
 from idp import clock
 from idp.context.cache import ContextCache
-from idp.lms.db import BreakerOpen, LMSUnavailable, create_lms_engine
+from idp.lms.db import BreakerOpen, LMSBusy, LMSUnavailable, create_lms_engine
 from idp.lms.db import LMSBreaker as CircuitBreaker
 from idp.lms.directory import Directory
 from tests.helpers import client_login
@@ -160,6 +160,23 @@ def test_lms_down_without_cache_is_503_json(client, service_token, kill_lms):
     assert response.status_code == 503
     assert response.json["error"] == "temporarily_unavailable"
     assert response.headers["Retry-After"] == "30"
+
+
+def test_lms_busy_without_cache_is_503_json_come_back_in_a_second(client, service_token,
+                                                                   monkeypatch):
+    """The bulkhead refused the LMS query (LMS_MAX_CONCURRENT in flight): the LMS answers,
+    slowly, so the client is told to retry in a second, not in the breaker's 30."""
+    from idp.lms import db as lms_db
+
+    def busy():
+        raise LMSBusy("LMS busy: 3 queries in flight")
+
+    monkeypatch.setattr(lms_db.BULKHEAD, "acquire", busy)
+    response = client.get(PROFILE.format(1), headers=service_token["headers"])
+    assert response.status_code == 503
+    assert response.json["error"] == "temporarily_unavailable"
+    assert "answering slowly" in response.json["error_description"]
+    assert response.headers["Retry-After"] == "1"
 
 
 def test_stale_copies_have_a_maximum_age(client, service_token, kill_lms, service,
