@@ -79,7 +79,8 @@ def test_every_worker_drops_the_person_within_a_second(app, workers, lms_admin):
     headers = {"Authorization": f"Bearer {_token(app, 'student:1')}"}
     url, path = base + PROFILE.format(1), PROFILE.format(1)
     for _ in range(300):  # until every worker has cached "student:1 is active"
-        assert requests.get(url, headers=headers, timeout=5).status_code == 200
+        answer = requests.get(url, headers=headers, timeout=5)
+        assert answer.status_code == 200, (answer.text, workers.output()[-3000:])
         if len({pid for pid, status, p in _lines(log) if p == path}) == count:
             break
     assert len({pid for pid, _, p in _lines(log) if p == path}) == count
