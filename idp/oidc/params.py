@@ -58,13 +58,14 @@ def well_formed(value: str | None, *, opaque: bool = False) -> bool:
     return bool((_VSCHAR if opaque else _URI_SAFE).match(value))
 
 
-def check_machine_request(request) -> None:
+def check_machine_request(request, form: MultiDict) -> None:
     """Size, repetition and Basic-header checks for token, revocation and introspection, on a
-    werkzeug request (Flask's, or the service-token layer's own): raise :class:`ParamProblem`."""
+    werkzeug request (Flask's, or the service-token layer's own) and its parsed ``form`` body:
+    raise :class:`ParamProblem`."""
     if (request.content_length or 0) > MAX_BODY_BYTES:
         raise ParamProblem("invalid_request", "The request body is too large.", 413)
     check_basic_auth(request.headers.get("Authorization"))
-    check_values(request.form, opaque=frozenset())
+    check_values(form, opaque=frozenset())
     check_values(request.args, opaque=frozenset())
 
 

@@ -19,6 +19,7 @@ from authlib.common.security import is_secure_transport
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Response
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Request
 
 from .grants import ClientCredentialsGrant, service_scope
@@ -30,12 +31,11 @@ GRANT = ClientCredentialsGrant.GRANT_TYPE
 _OTHER_TURNS = ("client_id", "client_secret", "resource")
 
 
-def issue_service_token(request: Request) -> dict | None:
+def issue_service_token(request: Request, form: MultiDict) -> dict | None:
     """The token of a client-credentials grant that succeeds, stored; or None (let Authlib
-    answer). ``request`` is a werkzeug request that passed the token endpoint's shape checks
-    (:func:`~.params.check_machine_request`); an app context is needed, a request context is
-    not. Database errors propagate."""
-    form = request.form
+    answer). ``request`` is a werkzeug request and ``form`` its parsed body, which passed the
+    token endpoint's shape checks (:func:`~.params.check_machine_request`); an app context is
+    needed, a request context is not. Database errors propagate."""
     if form.get("grant_type") != GRANT or request.args \
             or any(name in form for name in _OTHER_TURNS):
         return None
