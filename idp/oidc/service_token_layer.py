@@ -61,7 +61,7 @@ class ServiceTokenLayer:
         self.next = app.wsgi_app
         self.security_headers = SecurityHeaders(https)
         self._metrics = None   # (requests counter child, latency histogram child)
-        self._answer = None    # (status, headers, index of Content-Length): see _respond
+        self._answer = None    # (first response, its headers, where Content-Length is)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST" \
@@ -130,8 +130,8 @@ class ServiceTokenLayer:
 
 def _read_body(environ: dict) -> bytes | None:
     """The body when its length is declared, plain digits and within ``MAX_BODY_BYTES`` (and
-    not chunked); else None, and nothing is read. A body cut short is returned as read (the
-    request's form parsing then refuses it, as Flask's does)."""
+    not chunked); else None, and nothing is read. A body cut short is returned as read (and
+    handed to Flask, whose parsing refuses it)."""
     declared = environ.get("CONTENT_LENGTH", "")
     if "HTTP_TRANSFER_ENCODING" in environ or not (declared.isascii() and declared.isdigit()):
         return None

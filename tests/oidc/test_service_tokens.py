@@ -306,3 +306,44 @@ def test_behind_a_proxy_the_layer_sees_the_forwarded_scheme(make_app, monkeypatc
                                            data={"grant_type": "client_credentials"})
     assert plain.status_code == 400 and plain.get_json()["error"] == "insecure_transport"
     assert fast.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+@pytest.mark.parametrize(("index", "statement"), [
+    ("uq_oidc_tokens_refresh_token_hash",
+     "SELECT client_id FROM oidc_tokens WHERE refresh_token_hash = $1"),
+    ("uq_oidc_tokens_refresh_token_hash",
+     "UPDATE oidc_tokens SET refresh_used_at = 1 WHERE refresh_token_hash = $1 "
+     "AND refresh_used_at IS NULL"),
+    ("ix_oidc_tokens_subject",
+     "UPDATE oidc_tokens SET revoked_at = 1 WHERE subject = $1 AND revoked_at IS NULL"),
+])
+def test_lookups_use_the_partial_indexes(app, index, statement):
+    """Migration 0014: a service token's NULLs are left out of these indexes; a lookup by "="
+    (prepared, so with a generic plan, as idp.dbapi runs it) still uses them."""
+    with app.app_context(), db.engine.connect() as connection:
+        connection.execute(text("SET LOCAL enable_seqscan = off"))
+        connection.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+        connection.exec_driver_sql(f"PREPARE lookup(text) AS {statement}")
+        plan = "\n".join(row[0] for row in connection.exec_driver_sql(
+            "EXPLAIN EXECUTE lookup('x')"))
+        connection.rollback()
+        connection.exec_driver_sql("DEALLOCATE lookup")   # the pooled session outlives us
+    assert index in plan, plan
+
+
+def test_refresh_token_hashes_stay_unique_and_service_tokens_need_none(app, service,
+                                                                       monkeypatch):
+    from sqlalchemy.exc import IntegrityError
+
+    auth = _basic(service.client_id, service.secret)
+    for _ in range(2):   # two rows without a refresh token (NULL) are fine
+        assert _post(app, True, monkeypatch, auth,
+                     {"grant_type": "client_credentials"}).status_code == 200
+    insert = text("INSERT INTO oidc_tokens (client_id, subject, scope, access_token_hash, "
+                  "refresh_token_hash, family_id, issued_at, expires_in) VALUES "
+                  "(:c, 's', '', :a, 'same-refresh', 'f', 0, 60)")
+    with app.app_context():
+        db.session.execute(insert, {"c": service.client_id, "a": "a1"})
+        with pytest.raises(IntegrityError):
+            db.session.execute(insert, {"c": service.client_id, "a": "a2"})
+        db.session.rollback()
