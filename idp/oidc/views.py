@@ -416,7 +416,7 @@ def _issue_code(grant, person: Person, claims_request: dict | None) -> Response:
 def _check_machine_request() -> Response | None:
     """Size, repetition and Basic-header checks for token, revocation and introspection."""
     try:
-        check_machine_request(request, request.form)
+        check_machine_request(request)
     except ParamProblem as problem:
         headers = {"WWW-Authenticate": 'Basic realm="bridge"'} if problem.status == 401 \
             else None

@@ -347,3 +347,16 @@ def test_refresh_token_hashes_stay_unique_and_service_tokens_need_none(app, serv
         with pytest.raises(IntegrityError):
             db.session.execute(insert, {"c": service.client_id, "a": "a2"})
         db.session.rollback()
+
+
+def test_an_oversized_body_is_refused_before_flask_parses_it(app, monkeypatch):
+    """params.check_machine_request (shared with the layer) checks the size first."""
+    from flask import Request
+
+    parsed = []
+    original = Request._load_form_data
+    monkeypatch.setattr(Request, "_load_form_data",
+                        lambda self: parsed.append(1) or original(self))
+    response = app.test_client().post("/oauth/revoke", data=b"token=" + b"a" * 17000,
+                                      headers={"Content-Type": FORM})
+    assert response.status_code == 413 and parsed == []
