@@ -73,6 +73,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     from . import cli, housekeeping, keys, liveness, ops, revocation
     from .errors import register_error_handlers
     from .logs import configure_logging
+    from .oidc.service_token_layer import ServiceTokenLayer
 
     env = os.environ if env is None else env
     settings = load_settings(env)
@@ -104,6 +105,7 @@ def create_app(env: Mapping[str, str] | None = None, **overrides) -> Flask:
     )
     app.config.update(overrides)
     housekeeping.audit_retention_days(app)   # validated at start, like every setting
+    app.wsgi_app = ServiceTokenLayer(app, settings.https)   # inside ProxyFix
     if settings.trusted_proxy_count:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count,
                                 x_proto=settings.trusted_proxy_count,

@@ -10,7 +10,17 @@ from __future__ import annotations
 import datetime as dt
 
 from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -138,8 +148,7 @@ class OIDCToken(db.Model):
     subject: Mapped[str | None] = mapped_column(String(64), nullable=True)
     scope: Mapped[str] = mapped_column(Text, default="")
     access_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True,
-                                                           nullable=True)
+    refresh_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     family_id: Mapped[str] = mapped_column(String(64), index=True)
     auth_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     issued_at: Mapped[int] = mapped_column(BigInteger)
@@ -149,7 +158,14 @@ class OIDCToken(db.Model):
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     claims: Mapped[str | None] = mapped_column(Text, nullable=True)  # OIDC Core §5.5, as JSON
 
-    __table_args__ = (Index("ix_oidc_tokens_subject", "subject"),
+    # Partial: a service token (client credentials) has neither a refresh token nor a subject,
+    # and its INSERT maintains neither index (migration 0014). Every lookup compares with "=",
+    # which implies IS NOT NULL, so the planner uses them.
+    __table_args__ = (Index("ix_oidc_tokens_subject", "subject",
+                            postgresql_where=text("subject IS NOT NULL")),
+                      Index("uq_oidc_tokens_refresh_token_hash", "refresh_token_hash",
+                            unique=True,
+                            postgresql_where=text("refresh_token_hash IS NOT NULL")),
                       Index("ix_oidc_tokens_client_id", "client_id"))
 
     @property

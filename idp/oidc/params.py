@@ -58,6 +58,18 @@ def well_formed(value: str | None, *, opaque: bool = False) -> bool:
     return bool((_VSCHAR if opaque else _URI_SAFE).match(value))
 
 
+def check_machine_request(request, form: MultiDict | None = None) -> None:
+    """Size, repetition and Basic-header checks for token, revocation and introspection, on a
+    werkzeug request (Flask's, or the service-token layer's own) and its form body (``form``
+    when already parsed, else ``request.form``, parsed only after the size check): raise
+    :class:`ParamProblem`."""
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise ParamProblem("invalid_request", "The request body is too large.", 413)
+    check_basic_auth(request.headers.get("Authorization"))
+    check_values(request.form if form is None else form, opaque=frozenset())
+    check_values(request.args, opaque=frozenset())
+
+
 def check_basic_auth(header: str | None) -> None:
     """RFC 6749 §2.3.1 / RFC 7617: a Basic header must decode to UTF-8 ``id:secret``."""
     if not header:

@@ -50,14 +50,13 @@ from .idtoken import decode_id_token_hint
 from .metrics import count_token_request
 from .params import (
     MAX_AUTHORIZE_QUERY_CHARS,
-    MAX_BODY_BYTES,
     ParamProblem,
-    check_basic_auth,
+    check_machine_request,
     check_values,
     well_formed,
 )
 from .server import get_server, query_client
-from .service_tokens import issue_service_token
+from .service_token_layer import FAILURE as SERVICE_TOKEN_FAILURE
 
 bp = Blueprint("oidc", __name__)
 _LOGIN_MARK = "oidc_login"
@@ -416,13 +415,8 @@ def _issue_code(grant, person: Person, claims_request: dict | None) -> Response:
 # -- machine endpoints ---------------------------------------------------------------------
 def _check_machine_request() -> Response | None:
     """Size, repetition and Basic-header checks for token, revocation and introspection."""
-    if (request.content_length or 0) > MAX_BODY_BYTES:
-        return _json({"error": "invalid_request", "error_description": "The request body is "
-                                                                      "too large."}, 413)
     try:
-        check_basic_auth(request.headers.get("Authorization"))
-        check_values(request.form, opaque=frozenset())
-        check_values(request.args, opaque=frozenset())
+        check_machine_request(request)
     except ParamProblem as problem:
         headers = {"WWW-Authenticate": 'Basic realm="bridge"'} if problem.status == 401 \
             else None
@@ -447,12 +441,16 @@ def _finish(response: Response) -> Response:
 
 @bp.post("/oauth/token")
 def token():
-    """RFC 6749 §3.2: authorization_code, refresh_token, client_credentials."""
+    """RFC 6749 §3.2: authorization_code, refresh_token, client_credentials. A successful
+    client-credentials grant is answered before Flask (.service_token_layer)."""
+    failure = request.environ.pop(SERVICE_TOKEN_FAILURE, None)
+    if failure is not None:
+        raise failure   # that grant failed (the database): the app's error handlers answer
     problem = _check_machine_request()
     if problem is not None:
         response = problem
     else:
-        response = issue_service_token() or _finish(get_server().create_token_response())
+        response = _finish(get_server().create_token_response())
     count_token_request(request.form.get("grant_type"), response)
     return response
 
