@@ -31,6 +31,7 @@ import time
 
 from common import (
     ROOT,
+    conditions,
     cpu_seconds,
     database,
     machine,
@@ -259,9 +260,7 @@ def main() -> None:
     lines = [f"Machine: {machine()}; {args.students} students, {args.calls} rounds of the three "
              f"requests in turn (each kind on its own keep-alive connection, so all meet the "
              f"same load; worker CPU read around each request), one shipped-server worker"
-             f"{' pinned to its own core' if cores else ''}. **Taken under load** (five other "
-             f"engineers' test suites shared the 2 cores): read the ratios more than the "
-             f"absolute figures.", "",
+             f"{' pinned to its own core' if cores else ''}; {conditions()}.", "",
              "| request | p50 | p95 | worker CPU per call |", "|---|---|---|---|"]
     labels = {"mcp": "MCP `tools/call get_student_profile` (cached)",
               "api": "JSON API `GET /students/1/profile` (cached)",
