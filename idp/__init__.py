@@ -36,7 +36,7 @@ from .lms.db import (
     set_bulkhead,
 )
 from .lms.directory import Directory
-from .metrics import HTTP_REQUESTS, HTTP_SECONDS
+from .metrics import count_answer
 from .people import RoleMapping
 from .session_cookie import SessionCookies
 
@@ -160,21 +160,12 @@ def _request_hooks(app: Flask, settings: Settings) -> None:
         g.request_id = secrets.token_hex(8)
         g.request_started = time.perf_counter()
 
-    counted: dict = {}   # (endpoint, status) -> the metrics' children: labels() costs more
-    #                      than inc(); endpoints and statuses are finite sets
-
     @app.after_request
     def count_request(response):
         """Every answer, errors and 503s included (error handlers' answers pass here too)."""
-        endpoint = request.endpoint or "unmatched"
-        key = (endpoint, response.status_code)
-        children = counted.get(key)
-        if children is None:
-            children = counted[key] = (HTTP_REQUESTS.labels(endpoint, str(key[1])),
-                                       HTTP_SECONDS.labels(endpoint))
-        children[0].inc()
-        if "request_started" in g:
-            children[1].observe(time.perf_counter() - g.request_started)
+        started = g.get("request_started")
+        count_answer(request.endpoint or "unmatched", response.status_code,
+                     None if started is None else time.perf_counter() - started)
         return response
 
     @app.after_request

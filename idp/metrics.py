@@ -36,6 +36,23 @@ HTTP_SECONDS = Histogram("idp_http_request_seconds", "Time to answer an HTTP req
                                   10.0, 30.0))
 
 
+_ANSWERED: dict = {}   # (endpoint, status) -> the metrics' children: labels() costs more than
+#                        inc(); endpoints and statuses are finite sets
+
+
+def count_answer(endpoint: str, status: int, seconds: float | None) -> None:
+    """One HTTP answer in ``idp_http_requests_total`` and, when its duration is known,
+    ``idp_http_request_seconds`` (the app's after-request hook, and the service-token layer
+    that answers below Flask)."""
+    children = _ANSWERED.get((endpoint, status))
+    if children is None:
+        children = _ANSWERED[endpoint, status] = (HTTP_REQUESTS.labels(endpoint, str(status)),
+                                                  HTTP_SECONDS.labels(endpoint))
+    children[0].inc()
+    if seconds is not None:
+        children[1].observe(seconds)
+
+
 def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)

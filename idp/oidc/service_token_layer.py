@@ -38,7 +38,7 @@ from werkzeug.formparser import FormDataParser
 from werkzeug.http import parse_options_header
 
 from ..headers import SecurityHeaders
-from ..metrics import HTTP_REQUESTS, HTTP_SECONDS
+from ..metrics import count_answer
 from .metrics import count_token_request
 from .params import MAX_BODY_BYTES, ParamProblem, check_machine_request
 from .service_tokens import GRANT, issue_service_token, token_response
@@ -60,7 +60,6 @@ class ServiceTokenLayer:
         self.app = app
         self.next = app.wsgi_app
         self.security_headers = SecurityHeaders(https)
-        self._metrics = None   # (requests counter child, latency histogram child)
         self._answer = None    # (first response, its headers, where Content-Length is)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -76,7 +75,7 @@ class ServiceTokenLayer:
         environ["wsgi.input"] = BytesIO(body)   # the body, handed back whole to Flask
         if answer is None:
             return self.next(environ, start_response)
-        self._count(time.perf_counter() - started)
+        count_answer(ENDPOINT, 200, time.perf_counter() - started)   # as Flask's hook does
         status, headers, payload = answer
         start_response(status, headers)
         return [payload]
@@ -119,13 +118,6 @@ class ServiceTokenLayer:
         headers = list(headers)
         headers[at] = ("Content-Length", str(len(payload)))
         return first.status, headers, payload
-
-    def _count(self, seconds: float) -> None:
-        """What create_app's ``count_request`` hook records for this answer."""
-        if self._metrics is None:
-            self._metrics = (HTTP_REQUESTS.labels(ENDPOINT, "200"), HTTP_SECONDS.labels(ENDPOINT))
-        self._metrics[0].inc()
-        self._metrics[1].observe(seconds)
 
 
 def _read_body(environ: dict) -> bytes | None:
